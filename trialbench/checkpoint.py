@@ -1,0 +1,246 @@
+"""The checkpoint format: build and apply payloads, save, load, validate and export.
+
+A full checkpoint is a dict of plain data (``format``, ``format_version``, ``model``,
+``optimizer``, ``callbacks``, ``history``, ``ledger``, ``rng``, ``progress``, ``digest``)
+that loads with ``torch.load(path, weights_only=True)``. A params-only file is the model's
+plain ``state_dict`` (``.pt``) or a safetensors file.
+"""
+
+import json
+import os
+import pathlib
+import warnings
+
+import torch
+
+from . import __version__
+from .errors import (ArchitectureMismatchError, CheckpointCorruptError, OptimizerMismatchError,
+                     UnsupportedFormatVersion, WrongFormatError)
+from .history import now
+from . import rng, safeio
+
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'build_payload', 'apply_payload', 'save_trial',
+           'load_trial', 'load_checkpoint', 'save_params', 'export_params']
+
+FORMAT = 'trialbench.trial'
+FORMAT_VERSION = 1
+
+
+def build_payload(trial):
+    """The whole trial as plain data, with a digest over its contents."""
+    position = trial._position
+    mid_epoch = None
+    if position is not None:
+        epoch, batch, steps = position
+        mid_epoch = {'epoch': epoch, 'batch': batch, 'steps': steps}
+    optimizer = trial.optimizer
+    payload = {
+        'format': FORMAT,
+        'format_version': FORMAT_VERSION,
+        'trialbench_version': __version__,
+        'torch_version': str(torch.__version__),
+        'name': trial.name,
+        'saved_at': now(),
+        'model': trial.model.state_dict(),
+        'optimizer': None if optimizer is None else optimizer.state_dict(),
+        'optimizer_class': None if optimizer is None else type(optimizer).__name__,
+        'callbacks': trial.callbacks.state_dict(),
+        'history': trial.history,
+        'ledger': trial.ledger,
+        'rng': rng.capture(trial.train_generator),
+        'progress': {'epochs_done': len(trial.history), 'mid_epoch': mid_epoch},
+    }
+    payload = safeio.to_plain(payload)
+    payload['digest'] = safeio.digest(payload)
+    return payload
+
+
+def check_payload(payload, path=None):
+    """Raise a clear error unless ``payload`` is a full trialbench checkpoint this version reads."""
+    where = f'{path}' if path is not None else 'the state dict'
+    if not isinstance(payload, dict) or payload.get('format') != FORMAT:
+        if isinstance(payload, dict) and payload and all(
+                isinstance(v, torch.Tensor) for v in payload.values()):
+            raise WrongFormatError(
+                f'{where} is a params-only file (model parameters alone; no optimizer, history '
+                'or random state), so a trial cannot resume from it; load it into the model '
+                'with model.load_state_dict(trialbench.load_checkpoint(path)["model"])', path)
+        raise WrongFormatError(f'{where} is not a trialbench checkpoint (it has no '
+                               f'"format": "{FORMAT}" entry)', path)
+    version = payload.get('format_version')
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UnsupportedFormatVersion(
+            f'{where} has checkpoint format version {version!r}, newer than the version '
+            f'{FORMAT_VERSION} this trialbench ({__version__}) reads; upgrade trialbench', path)
+    expected = payload.get('digest')
+    if expected is not None:
+        body = {k: v for k, v in payload.items() if k != 'digest'}
+        if safeio.digest(body) != expected:
+            raise CheckpointCorruptError(f'{where} is damaged: its contents do not match the '
+                                         'digest stored when it was written', path)
+
+
+def apply_payload(trial, payload, strict=True, path=None):
+    """Load a full checkpoint payload into ``trial`` (model, optimizer, callbacks, history,
+    ledger, random state)."""
+    check_payload(payload, path)
+    _load_model(trial.model, payload['model'], strict, path)
+    _load_optimizer(trial, payload, path)
+    left = trial.callbacks.load_state_dict(payload.get('callbacks') or {})
+    for key in left:
+        warnings.warn(f'{path or "the state dict"} holds state for callback {key!r}, which this '
+                      'trial does not have; that state was ignored', stacklevel=3)
+    trial.history[:] = [dict(r) for r in payload['history']]
+    trial.ledger[:] = [dict(s) for s in payload['ledger']]
+    rng.restore(payload['rng'], trial.train_generator)
+    mid = (payload.get('progress') or {}).get('mid_epoch')
+    if mid:
+        steps = mid['steps'] if mid['steps'] is not None else '?'
+        warnings.warn(f'{path or "the state dict"} was saved during epoch {mid["epoch"]} (after '
+                      f'batch {mid["batch"]} of {steps}); epoch {mid["epoch"]} will restart from '
+                      'its beginning with the saved weights', stacklevel=3)
+    trial._resumed_from = None if path is None else str(path)
+    return trial
+
+
+def _load_model(model, params, strict, path):
+    own = model.state_dict()
+    missing = [k for k in own if k not in params]
+    unexpected = [k for k in params if k not in own]
+    reshaped = [f'{k} (file {tuple(params[k].shape)}, model {tuple(own[k].shape)})'
+                for k in own if k in params and isinstance(params[k], torch.Tensor)
+                and params[k].shape != own[k].shape]
+    if reshaped or (strict and (missing or unexpected)):
+        parts = [f'{label}: {", ".join(keys)}' for label, keys in
+                 (('missing from the file', missing), ('unexpected in the file', unexpected),
+                  ('shape mismatch', reshaped)) if keys]
+        raise ArchitectureMismatchError(
+            f'{path or "the state dict"} does not fit this model ({type(model).__name__}); '
+            + '; '.join(parts), path)
+    if missing or unexpected:
+        warnings.warn(f'loading {path or "the state dict"} with strict=False: '
+                      f'{len(missing)} missing and {len(unexpected)} unexpected keys ignored',
+                      stacklevel=4)
+    model.load_state_dict(params, strict=strict)
+
+
+def _load_optimizer(trial, payload, path):
+    saved, optimizer = payload.get('optimizer'), trial.optimizer
+    if saved is None or optimizer is None:
+        if saved is not None:
+            warnings.warn(f'{path or "the state dict"} holds optimizer state but the trial has '
+                          'no optimizer; it was ignored', stacklevel=4)
+        return
+    name = payload.get('optimizer_class')
+    if name and name != type(optimizer).__name__:
+        raise OptimizerMismatchError(
+            f'{path or "the state dict"} was saved with a {name} optimizer, but this trial '
+            f'uses {type(optimizer).__name__}; build the trial with the same optimizer to '
+            'resume', path)
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError) as exc:
+        raise OptimizerMismatchError(f'{path or "the state dict"}: the optimizer state does not '
+                                     f'fit this trial\'s optimizer ({exc})', path) from None
+
+
+def save_trial(trial, path):
+    """Write ``trial``'s full checkpoint to ``path`` atomically; returns the path as a string."""
+    safeio.save_torch(build_payload(trial), path)
+    return str(path)
+
+
+def load_trial(trial, path, strict=True):
+    """Read the full checkpoint at ``path`` into ``trial``."""
+    return apply_payload(trial, _read_full(path), strict=strict, path=path)
+
+
+def _read_full(path):
+    if safeio.sniff(path) == 'safetensors':
+        raise WrongFormatError(f'{path} is a params-only safetensors export (no optimizer, '
+                               'history or random state), so a trial cannot resume from it; '
+                               'use load_checkpoint(path)["model"]', path)
+    safeio.clean_stray_temps(os.path.dirname(os.path.abspath(path)))
+    payload = safeio.read_torch(path)
+    check_payload(payload, path)
+    return payload
+
+
+def load_checkpoint(path):
+    """Read and validate any trialbench file; returns a dict with ``kind`` and ``model``.
+
+    ``kind`` is ``'trial'`` for a full checkpoint (all its entries are there too) or
+    ``'params'`` for a params-only file (a plain state_dict or a safetensors export), whose
+    dict also has ``metadata`` (the JSON beside an export, or None).
+    """
+    if safeio.sniff(path) == 'safetensors':
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            params = load_file(os.fspath(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointCorruptError(f'{path} is a damaged safetensors file ({exc})',
+                                         path) from None
+        return {'kind': 'params', 'model': params, 'metadata': _sidecar(path)}
+    payload = safeio.read_torch(path)
+    if isinstance(payload, dict) and payload.get('format') == FORMAT:
+        check_payload(payload, path)
+        return {'kind': 'trial', **payload}
+    if isinstance(payload, dict) and payload and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items()):
+        return {'kind': 'params', 'model': payload, 'metadata': _sidecar(path)}
+    raise WrongFormatError(f'{path} is a PyTorch file but not a trialbench checkpoint or a '
+                           'state_dict of tensors', path)
+
+
+def _sidecar(path):
+    side = pathlib.Path(f'{os.fspath(path)}.json')
+    if side.exists():
+        try:
+            return json.loads(side.read_text())
+        except ValueError:
+            return None
+    return None
+
+
+def save_params(trial, path):
+    """Write the model's plain ``state_dict`` to ``path`` atomically (params-only checkpoint)."""
+    params = {k: v.detach() for k, v in trial.model.state_dict().items()}
+    safeio.save_torch(params, path)
+    return str(path)
+
+
+def export_params(trial, path):
+    """Export the parameters as ``.pt`` or ``.safetensors`` (by suffix) plus ``<file>.json``
+    with the history and ledger; returns both paths."""
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix == '.safetensors':
+        from safetensors.torch import save as st_save
+        params = _unshared({k: v.detach().cpu().contiguous()
+                            for k, v in trial.model.state_dict().items()})
+        meta = {'format': 'trialbench.params', 'name': trial.name,
+                'epochs': str(len(trial.history))}
+        data = st_save(params, metadata=meta)
+        safeio.atomic_write(path, lambda f: f.write(data))
+    elif suffix in ('.pt', '.pth'):
+        save_params(trial, path)
+    else:
+        raise ValueError(f'cannot export to {path}: use a .pt, .pth or .safetensors file name')
+    side = pathlib.Path(f'{path}.json')
+    info = {'name': trial.name, 'params': path.name, 'exported_at': now(),
+            'trialbench': __version__, 'torch': str(torch.__version__),
+            'history': trial.history, 'ledger': trial.ledger}
+    text = json.dumps(info, indent=1)
+    safeio.atomic_write(side, lambda f: f.write(text.encode()))
+    return str(path), str(side)
+
+
+def _unshared(params):
+    seen, out = set(), {}
+    for k, v in params.items():
+        ptr = (v.untyped_storage().data_ptr(), v.storage_offset()) if v.numel() else None
+        out[k] = v.clone() if ptr in seen else v
+        if ptr is not None:
+            seen.add(ptr)
+    return out

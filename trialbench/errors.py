@@ -1,0 +1,64 @@
+"""Errors trialbench raises: each says what was wrong and what to do."""
+
+__all__ = [
+    'TrialError', 'TrialConfigError', 'TrialBusyError', 'CriterionShapeError',
+    'CheckpointError', 'CheckpointSaveError', 'CheckpointCorruptError', 'CheckpointNotFoundError',
+    'WrongFormatError', 'UnsupportedFormatVersion', 'UnsafeCheckpointError',
+    'ArchitectureMismatchError', 'OptimizerMismatchError',
+]
+
+
+class TrialError(Exception):
+    """Base class of the trial's own errors."""
+
+
+class TrialConfigError(TrialError, ValueError):
+    """The trial lacks something a run needs, or was given a bad argument."""
+
+
+class TrialBusyError(TrialError, RuntimeError):
+    """The trial is running in the background and cannot do this now."""
+
+
+class CriterionShapeError(TrialError, ValueError):
+    """The criterion could not take the model's output with the targets."""
+
+
+class CheckpointError(Exception):
+    """Base class of checkpoint errors; ``path`` names the file."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+
+
+class CheckpointSaveError(CheckpointError, OSError):
+    """A checkpoint could not be written; any previous file is untouched."""
+
+
+class CheckpointCorruptError(CheckpointError):
+    """The file is empty, truncated, damaged or not a checkpoint at all."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint file where one was asked for."""
+
+
+class WrongFormatError(CheckpointError):
+    """A valid file of the wrong kind, e.g. a params-only file given to resume."""
+
+
+class UnsupportedFormatVersion(WrongFormatError):
+    """The file was written by a newer trialbench format than this one reads."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file would run code when loaded; it was refused and nothing ran."""
+
+
+class ArchitectureMismatchError(CheckpointError):
+    """The model's parameters do not match the file's (missing, unexpected or reshaped)."""
+
+
+class OptimizerMismatchError(CheckpointError):
+    """The trial's optimizer differs from the one the file was saved with."""

@@ -1,0 +1,279 @@
+"""Atomic, durable writes and safe reads of checkpoint files, plus the plain-data check.
+
+Writes go to a temporary file beside the target, are flushed and fsynced, moved over the
+target with ``os.replace``, and the directory is fsynced. Reads check the file's first bytes,
+then call ``torch.load(..., weights_only=True)`` explicitly; nothing ever retries unsafely.
+"""
+
+import datetime
+import itertools
+import json
+import os
+import pathlib
+import pickle
+import re
+import threading
+import zlib
+
+import torch
+
+from .errors import (CheckpointCorruptError, CheckpointNotFoundError, CheckpointSaveError,
+                     UnsafeCheckpointError, WrongFormatError)
+
+__all__ = ['atomic_write', 'clean_stray_temps', 'to_plain', 'digest', 'read_torch',
+           'sniff', 'ZIP_MAGIC']
+
+ZIP_MAGIC = b'PK\x03\x04'
+_TEMP = re.compile(r'^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<n>\d+)$')
+_counter = itertools.count()
+_crc_lock = threading.Lock()
+
+
+def _temp_name(path):
+    return path.with_name(f'.{path.name}.tmp.{os.getpid()}.{next(_counter)}')
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stray_temps(directory):
+    """Remove temporary files of trialbench writers that are no longer alive; returns them."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMP.match(name)
+        if not match:
+            continue
+        pid = int(match['pid'])
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write):
+    """Call ``write(fileobj)`` into a temp file beside ``path``, then move it into place.
+
+    Raises :class:`CheckpointSaveError` (naming the file) on any failure; the previous file,
+    if any, is untouched and no temporary file is left behind.
+    """
+    path = pathlib.Path(path)
+    temp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stray_temps(path.parent)
+        temp = _temp_name(path)
+        with open(temp, 'xb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+        temp = None
+        _fsync_dir(path.parent)
+    except CheckpointSaveError:
+        raise
+    except Exception as exc:
+        raise CheckpointSaveError(f'could not write {path}: {exc}; any previous file there is '
+                                  'unchanged', path) from exc
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+    return path
+
+
+def save_torch(obj, path):
+    """``torch.save`` ``obj`` to ``path`` atomically (torch's own CRC32 is left out; see digest)."""
+    def write(f):
+        with _crc_lock:
+            before = torch.serialization.get_crc32_options()
+            torch.serialization.set_crc32_options(False)
+            try:
+                torch.save(obj, f)
+            finally:
+                torch.serialization.set_crc32_options(before)
+    return atomic_write(path, write)
+
+
+__all__.append('save_torch')
+
+
+def to_plain(value, where='checkpoint'):
+    """Convert ``value`` to tensors, dicts, lists, tuples, strings, numbers, booleans and None.
+
+    Conversion goes by exact type: str subclasses (``torch.__version__``) become str, numpy
+    scalars and arrays become numbers and tensors, paths strings and datetimes ISO strings.
+    Anything else raises :class:`CheckpointSaveError` naming where it was found.
+    """
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, bytes):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach() if kind is not torch.Tensor else value
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = k if type(k) in (str, int) else _plain_key(k, where)
+            out[key] = to_plain(v, f'{where}[{key!r}]')
+        if kind is not dict and hasattr(value, 'move_to_end'):
+            from collections import OrderedDict
+            out = OrderedDict(out)
+            if hasattr(value, '_metadata'):
+                out._metadata = value._metadata
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(v, f'{where}[{i}]') for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (torch.device, torch.dtype)):
+        return str(value)
+    module = kind.__module__ or ''
+    if module == 'numpy' or module.startswith('numpy.'):
+        if hasattr(value, 'dtype') and getattr(value, 'ndim', 0) == 0 and hasattr(value, 'item'):
+            return to_plain(value.item(), where)
+        if hasattr(value, '__array__'):
+            return torch.from_numpy(value.copy())
+    raise CheckpointSaveError(f'{where} holds a {kind.__module__}.{kind.__qualname__}, which '
+                              'cannot go in a checkpoint: only tensors, dicts, lists, strings, '
+                              'numbers, booleans and None can; convert it in state_dict()')
+
+
+def _plain_key(key, where):
+    if isinstance(key, str):
+        return str(key)
+    if isinstance(key, int) and not isinstance(key, bool):
+        return int(key)
+    raise CheckpointSaveError(f'{where} has a key of type {type(key).__name__} ({key!r}); '
+                              'checkpoint keys must be strings')
+
+
+def digest(value):
+    """A CRC32 over every tensor's bytes and the shape of the rest, in traversal order."""
+    crc = 0
+    skeleton = []
+
+    def walk(v):
+        nonlocal crc
+        if isinstance(v, torch.Tensor):
+            t = v.detach()
+            if t.device.type != 'cpu':
+                t = t.cpu()
+            skeleton.append(['T', str(t.dtype), list(t.shape)])
+            if t.numel():
+                crc = zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy(), crc)
+        elif isinstance(v, dict):
+            skeleton.append(['D', len(v)])
+            for k, item in v.items():
+                skeleton.append(repr(k))
+                walk(item)
+        elif isinstance(v, (list, tuple)):
+            skeleton.append(['L', len(v)])
+            for item in v:
+                walk(item)
+        else:
+            skeleton.append(repr(v))
+
+    walk(value)
+    return zlib.crc32(json.dumps(skeleton).encode(), crc)
+
+
+def sniff(path):
+    """Look at a file's first bytes: ``'torch'``, ``'safetensors'`` or raise a clear error."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointNotFoundError(f'no checkpoint at {path}: the file does not exist', path)
+    if os.path.isdir(path):
+        raise WrongFormatError(f'{path} is a directory, not a checkpoint file', path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointCorruptError(f'{path} is empty (0 bytes): it was never fully written; '
+                                     'use an earlier checkpoint', path)
+    with open(path, 'rb') as f:
+        head = f.read(9)
+    if head[:4] == ZIP_MAGIC:
+        return 'torch'
+    if len(head) == 9 and head[8:9] == b'{':
+        header = int.from_bytes(head[:8], 'little')
+        if 0 < header <= size - 8:
+            return 'safetensors'
+    if head[:1] == b'\x80':
+        raise WrongFormatError(f'{path} is a legacy (pre-zip) PyTorch pickle, which trialbench '
+                               'does not read; re-save it with a current torch.save', path)
+    raise CheckpointCorruptError(f'{path} is not a checkpoint: it does not start like a PyTorch '
+                                 f'or safetensors file (first bytes {head[:8]!r})', path)
+
+
+def read_torch(path):
+    """``torch.load(path, weights_only=True, map_location='cpu')`` with trialbench's errors."""
+    path = os.fspath(path)
+    sniff_kind = sniff(path)
+    if sniff_kind != 'torch':
+        raise WrongFormatError(f'{path} is a {sniff_kind} file, not a PyTorch checkpoint', path)
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = _unsafe_globals(path)
+        if unsafe:
+            error = UnsafeCheckpointError(
+                f'{path} refers to code ({", ".join(unsafe)}) that would run when loaded; it was '
+                'refused and nothing ran. A trialbench checkpoint holds only data: do not load '
+                'this file', path)
+        else:
+            error = CheckpointCorruptError(f'{path} is damaged and cannot be read ({_short(exc)})',
+                                           path)
+        error.original = exc
+        raise error from None
+    except Exception as exc:
+        error = CheckpointCorruptError(f'{path} is truncated or damaged and cannot be read '
+                                       f'({_short(exc)})', path)
+        error.original = exc
+        raise error from None
+
+
+def _unsafe_globals(path):
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:
+        return []
+
+
+def _short(exc):
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if 'weights_only' in text:
+        text = type(exc).__name__
+    return text[:200]
