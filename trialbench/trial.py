@@ -498,14 +498,55 @@ class Trial:
         apply_payload(self, state_dict, strict=strict)
         return self
 
-    def save(self, path, wait=True):
-        """Write a full checkpoint to ``path`` atomically; returns the path.
+    def save(self, path=None, wait=True):
+        """Write a full checkpoint atomically; returns the path.
 
-        During a background run the file is taken at the next step boundary and this
-        returns once it is written (``wait=False`` returns a Future at once).
+        Without ``path`` the file goes to :meth:`default_save_path`. During a background run
+        the file is taken at the next step boundary and this returns once it is written
+        (``wait=False`` returns a Future at once).
         """
         from .checkpoint import save_trial
-        return self._ask(lambda: save_trial(self, path), wait=wait)
+        return self._ask(lambda: save_trial(self, self.default_save_path() if path is None
+                                            else path), wait=wait)
+
+    def default_save_path(self):
+        """Where :meth:`save` writes without a path: the ``MostRecent`` checkpointer's path
+        when the metrics it names are recorded already, else ``checkpoints/<name>.pt``."""
+        from .latest import default_save_path
+        return default_save_path(self)
+
+    def resume(self, path=None, epochs=None):
+        """Load the newest valid full checkpoint (or ``path``) and continue in the background.
+
+        Without ``path`` this trial's checkpointer files and ``checkpoints/<name>*.pt`` are
+        read, params-only and damaged ones skipped, and the one with the most training in it
+        is loaded. The run goes on to ``epochs`` (default: the last run's target). Returns
+        ``{'path': ..., 'skipped': [[path, reason], ...], 'target': N}``.
+        """
+        from .checkpoint import apply_payload
+        from .latest import find_latest
+        if epochs is not None:
+            _check_epochs(epochs)
+        self._guard_idle('resume')
+        if path is None:
+            path, payload, skipped = find_latest(self)
+            apply_payload(self, payload, path=path)
+        else:
+            self.load(path)
+            skipped = []
+        target = epochs
+        if target is None and self.ledger:
+            target = self.ledger[-1].get('target_epochs')
+        if target is None:
+            raise TrialConfigError(f'{path} records no earlier run to take the target epochs '
+                                   'from; give them: trial.resume(epochs=N)')
+        self.start(target)
+        return {'path': str(path), 'skipped': skipped, 'target': target}
+
+    def status(self):
+        """Where the trial stands, as a dict; ``status()['text']`` is the same in one line."""
+        from .status import trial_status
+        return trial_status(self)
 
     def load(self, path, strict=True):
         """Load a full checkpoint into this trial, ready to continue; returns the trial."""
