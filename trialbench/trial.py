@@ -5,6 +5,7 @@ import inspect
 import itertools
 import threading
 import queue
+import warnings
 from concurrent.futures import Future
 
 import torch
@@ -236,7 +237,14 @@ class Trial:
             if self._running:
                 raise TrialBusyError(f'trial {self.name!r} is already running; call '
                                      'trial.wait() or trial.stop() first')
-            if epochs <= len(self.history):
+            if epochs < len(self.history):
+                warnings.warn(f'{self.name}: asked for {epochs} epochs in all, but '
+                              f'{len(self.history)} are done already; epochs is the total to '
+                              f'reach, not a number to add, so nothing was run (to train '
+                              f'{epochs} more, call run(epochs={len(self.history) + epochs}))',
+                              stacklevel=3)
+                return None
+            if epochs == len(self.history):
                 print(f'{self.name}: {len(self.history)} epochs already done (asked for '
                       f'{epochs} in all); nothing to run')
                 return None
@@ -345,9 +353,9 @@ class Trial:
                 hook(state)
             optimizer.step()
             train_metrics.update(state)
+            self._position = (epoch, index + 1, steps)  # a save from here on is mid-epoch
             for hook in on_step:
                 hook(state)
-            self._position = (epoch, index + 1, steps)
             if not self._requests.empty():
                 self._serve_requests()
             if stop.is_set() or state[STOP_TRAINING]:
