@@ -5,7 +5,6 @@ import inspect
 import itertools
 import threading
 import queue
-import warnings
 from concurrent.futures import Future
 
 import torch
@@ -238,11 +237,10 @@ class Trial:
                 raise TrialBusyError(f'trial {self.name!r} is already running; call '
                                      'trial.wait() or trial.stop() first')
             if epochs < len(self.history):
-                warnings.warn(f'{self.name}: asked for {epochs} epochs in all, but '
-                              f'{len(self.history)} are done already; epochs is the total to '
-                              f'reach, not a number to add, so nothing was run (to train '
-                              f'{epochs} more, call run(epochs={len(self.history) + epochs}))',
-                              stacklevel=3)
+                print(f'{self.name}: asked for {epochs} epochs in all, but '
+                      f'{len(self.history)} are done already; epochs is the total to reach, '
+                      f'not a number to add, so nothing was run (to train {epochs} more, call '
+                      f'run(epochs={len(self.history) + epochs}))')
                 return None
             if epochs == len(self.history):
                 print(f'{self.name}: {len(self.history)} epochs already done (asked for '
