@@ -13,6 +13,7 @@ import pathlib
 import pickle
 import re
 import threading
+import time
 import zlib
 
 import torch
@@ -27,10 +28,17 @@ ZIP_MAGIC = b'PK\x03\x04'
 _TEMP = re.compile(r'^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<n>\d+)$')
 _counter = itertools.count()
 _crc_lock = threading.Lock()
+_STARTED = time.time()  # temps of our own pid older than this are a previous process's
 
 
-def _temp_name(path):
-    return path.with_name(f'.{path.name}.tmp.{os.getpid()}.{next(_counter)}')
+def _open_temp(path):
+    """Create a new temp file beside ``path``; returns (temp path, open file)."""
+    while True:
+        temp = path.with_name(f'.{path.name}.tmp.{os.getpid()}.{next(_counter)}')
+        try:
+            return temp, open(temp, 'xb')
+        except FileExistsError:  # left by an earlier process with the same pid
+            continue
 
 
 def _pid_alive(pid):
@@ -38,13 +46,26 @@ def _pid_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's, or not a pid we could have written: keep the file
     return True
 
 
+def _stale(directory, name, pid):
+    if pid != os.getpid():
+        return not _pid_alive(pid)
+    try:  # our pid: ours only if written since this process started (pids get reused)
+        return os.stat(os.path.join(directory, name)).st_mtime < _STARTED - 1
+    except OSError:
+        return False
+
+
 def clean_stray_temps(directory):
-    """Remove temporary files of trialbench writers that are no longer alive; returns them."""
+    """Remove temporary files of trialbench writers that are no longer alive; returns them.
+
+    Only names of the form ``.<name>.tmp.<pid>.<n>`` are considered, and a file is kept while
+    its process is alive; other files are never touched.
+    """
     removed = []
     try:
         names = os.listdir(directory)
@@ -52,10 +73,7 @@ def clean_stray_temps(directory):
         return removed
     for name in names:
         match = _TEMP.match(name)
-        if not match:
-            continue
-        pid = int(match['pid'])
-        if pid == os.getpid() or _pid_alive(pid):
+        if not match or not _stale(directory, name, int(match['pid'])):
             continue
         try:
             os.unlink(os.path.join(directory, name))
@@ -66,6 +84,8 @@ def clean_stray_temps(directory):
 
 
 def _fsync_dir(directory):
+    if os.name == 'nt':  # directories cannot be opened for fsync there
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -76,33 +96,39 @@ def _fsync_dir(directory):
 def atomic_write(path, write):
     """Call ``write(fileobj)`` into a temp file beside ``path``, then move it into place.
 
-    Raises :class:`CheckpointSaveError` (naming the file) on any failure; the previous file,
-    if any, is untouched and no temporary file is left behind.
+    The temp file is flushed and fsynced, moved over ``path`` with ``os.replace`` and the
+    directory is fsynced. Raises :class:`CheckpointSaveError` (naming the file) on any failure;
+    the previous file, if any, is untouched and no temporary file is left behind.
     """
     path = pathlib.Path(path)
     temp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stray_temps(path.parent)
-        temp = _temp_name(path)
-        with open(temp, 'xb') as f:
+        temp, f = _open_temp(path)
+        with f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
         temp = None
-        _fsync_dir(path.parent)
     except CheckpointSaveError:
         raise
     except Exception as exc:
-        raise CheckpointSaveError(f'could not write {path}: {exc}; any previous file there is '
-                                  'unchanged', path) from exc
+        raise CheckpointSaveError(f'could not write {path}: {_short(exc)}; any previous file '
+                                  'there is unchanged', path) from exc
     finally:
         if temp is not None:
             try:
                 os.unlink(temp)
             except OSError:
                 pass
+    try:
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise CheckpointSaveError(f'{path} was written, but its directory could not be synced '
+                                  f'to disk ({_short(exc)}), so it may not survive a power cut; '
+                                  'save again once the disk is healthy', path) from exc
     return path
 
 
@@ -133,7 +159,8 @@ def to_plain(value, where='checkpoint'):
     if value is None or kind in (bool, int, float, str, bytes):
         return value
     if isinstance(value, torch.Tensor):
-        return value.detach() if kind is not torch.Tensor else value
+        # exact torch.Tensor only: a subclass would pickle as a global
+        return value if kind is torch.Tensor else value.detach().as_subclass(torch.Tensor)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -167,7 +194,10 @@ def to_plain(value, where='checkpoint'):
         if hasattr(value, 'dtype') and getattr(value, 'ndim', 0) == 0 and hasattr(value, 'item'):
             return to_plain(value.item(), where)
         if hasattr(value, '__array__'):
-            return torch.from_numpy(value.copy())
+            try:
+                return torch.from_numpy(value.copy())
+            except (TypeError, ValueError, RuntimeError):
+                pass  # object, string or datetime arrays: no tensor holds them
     raise CheckpointSaveError(f'{where} holds a {kind.__module__}.{kind.__qualname__}, which '
                               'cannot go in a checkpoint: only tensors, dicts, lists, strings, '
                               'numbers, booleans and None can; convert it in state_dict()')
@@ -228,14 +258,43 @@ def sniff(path):
     if head[:4] == ZIP_MAGIC:
         return 'torch'
     if len(head) == 9 and head[8:9] == b'{':
-        header = int.from_bytes(head[:8], 'little')
-        if 0 < header <= size - 8:
+        if int.from_bytes(head[:8], 'little') <= size - 8:
             return 'safetensors'
+        raise CheckpointCorruptError(f'{path} is a truncated safetensors file: its header says '
+                                     'it is longer than the file; export it again', path)
     if head[:1] == b'\x80':
         raise WrongFormatError(f'{path} is a legacy (pre-zip) PyTorch pickle, which trialbench '
                                'does not read; re-save it with a current torch.save', path)
-    raise CheckpointCorruptError(f'{path} is not a checkpoint: it does not start like a PyTorch '
-                                 f'or safetensors file (first bytes {head[:8]!r})', path)
+    raise CheckpointCorruptError(f'{path} is not a checkpoint: it is {_looks_like(head)}, not a '
+                                 'PyTorch or safetensors file', path)
+
+
+_KINDS = ((b'\x89PNG', 'a PNG image'), (b'\xff\xd8\xff', 'a JPEG image'),
+          (b'%PDF', 'a PDF document'), (b'\x1f\x8b', 'gzip-compressed data'),
+          (b'PK', 'a damaged or non-PyTorch zip archive'))
+
+
+def _looks_like(head):
+    for magic, kind in _KINDS:
+        if head.startswith(magic):
+            return kind
+    if head.lstrip()[:1] in (b'{', b'['):
+        return 'JSON text'
+    if all(32 <= c < 127 or c in b'\t\r\n' for c in head):
+        return 'a text file'
+    return f'unknown data (first bytes {head[:8]!r})'
+
+
+def _zip_complete(path):
+    """Whether the file ends with a zip end-of-directory record (a cut-short file does not)."""
+    with open(path, 'rb') as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 65557))
+        tail = f.read()
+    end = tail.rfind(b'PK\x05\x06')
+    return end >= 0 and len(tail) - end >= 22 and \
+        end + 22 + int.from_bytes(tail[end + 20:end + 22], 'little') == len(tail)
 
 
 def read_torch(path):
@@ -259,8 +318,13 @@ def read_torch(path):
         error.original = exc
         raise error from None
     except Exception as exc:
-        error = CheckpointCorruptError(f'{path} is truncated or damaged and cannot be read '
-                                       f'({_short(exc)})', path)
+        if not _zip_complete(path):
+            error = CheckpointCorruptError(
+                f'{path} is truncated: it ends before the end of its zip directory, so it was '
+                'cut short while being written or copied; use an earlier checkpoint', path)
+        else:
+            error = CheckpointCorruptError(f'{path} is damaged and cannot be read '
+                                           f'({_short(exc)})', path)
         error.original = exc
         raise error from None
 
