@@ -12,7 +12,9 @@ def display_callbacks(trial, verbose):
         return []
     if in_notebook():
         from .notebook.dashboard import dashboard_for
-        return [dashboard_for(trial)]
+        dashboard = dashboard_for(trial)
+        dashboard.show()
+        return [dashboard]
     from .callbacks.progress import ConsoleProgress
     return [ConsoleProgress()]
 
