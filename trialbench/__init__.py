@@ -14,9 +14,10 @@ from .errors import (ArchitectureMismatchError, CheckpointCorruptError, Checkpoi
 from .state import State, StateKey, state_key
 from .trial import Trial
 from .checkpoint import load_checkpoint
+from .launch import launch
 
 __all__ = [
-    '__version__', 'Trial', 'state_key', 'StateKey', 'State', 'load_checkpoint',
+    '__version__', 'Trial', 'state_key', 'StateKey', 'State', 'load_checkpoint', 'launch',
     'load_ipython_extension',
     'TrialError', 'TrialConfigError', 'TrialBusyError', 'CriterionShapeError',
     'CheckpointError', 'CheckpointSaveError', 'CheckpointCorruptError', 'CheckpointNotFoundError',

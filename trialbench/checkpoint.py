@@ -50,6 +50,8 @@ def build_payload(trial):
         'rng': rng.capture(trial.train_generator),
         'progress': {'epochs_done': len(trial.history), 'mid_epoch': mid_epoch},
     }
+    from .distributed import add_world
+    add_world(trial, payload)  # distributed: world size, backend, every rank's random state
     payload = safeio.to_plain(payload)
     payload['digest'] = safeio.digest(payload)
     return payload
@@ -92,7 +94,8 @@ def apply_payload(trial, payload, strict=True, path=None):
                       'trial does not have; that state was ignored', stacklevel=3)
     trial.history[:] = [dict(r) for r in payload['history']]
     trial.ledger[:] = [dict(s) for s in payload['ledger']]
-    rng.restore(payload['rng'], trial.train_generator)
+    from .distributed import rng_to_restore
+    rng.restore(rng_to_restore(trial, payload, path or 'the state dict'), trial.train_generator)
     mid = (payload.get('progress') or {}).get('mid_epoch')
     if mid:
         steps = mid['steps'] if mid['steps'] is not None else '?'
@@ -146,7 +149,9 @@ def _load_optimizer(trial, payload, path):
 
 def save_trial(trial, path):
     """Write ``trial``'s full checkpoint to ``path`` atomically; returns the path as a string."""
-    safeio.save_torch(build_payload(trial), path)
+    from .distributed import main_writes
+    payload = build_payload(trial)  # on every rank of a distributed trial (a collective)
+    main_writes(trial, lambda: safeio.save_torch(payload, path))  # rank 0 writes, then a barrier
     return str(path)
 
 
@@ -205,6 +210,11 @@ def _sidecar(path):
 
 def save_params(trial, path):
     """Write the model's plain ``state_dict`` to ``path`` atomically (params-only checkpoint)."""
+    from .distributed import main_writes
+    return main_writes(trial, lambda: _write_params(trial, path), str(path))
+
+
+def _write_params(trial, path):
     params = {k: v.detach() for k, v in trial.model.state_dict().items()}
     safeio.save_torch(params, path)
     return str(path)
@@ -213,6 +223,11 @@ def save_params(trial, path):
 def export_params(trial, path):
     """Export the parameters as ``.pt`` or ``.safetensors`` (by suffix) plus ``<file>.json``
     with the history and ledger; returns both paths."""
+    from .distributed import main_writes
+    return main_writes(trial, lambda: _export_params(trial, path), (str(path), f'{path}.json'))
+
+
+def _export_params(trial, path):
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
     if suffix == '.safetensors':
@@ -224,7 +239,7 @@ def export_params(trial, path):
         data = st_save(params, metadata=meta)
         safeio.atomic_write(path, lambda f: f.write(data))
     elif suffix in ('.pt', '.pth'):
-        save_params(trial, path)
+        _write_params(trial, path)
     else:
         raise ValueError(f'cannot export to {path}: use a .pt, .pth or .safetensors file name')
     side = pathlib.Path(f'{path}.json')

@@ -11,6 +11,7 @@ import torch
 
 from . import __version__
 from .callbacks.base import CallbackList
+from .distributed import attach, segment_info
 from .errors import CriterionShapeError, TrialBusyError, TrialConfigError
 from .events import TRAIN_STEP_EVENTS, VALIDATION_STEP_EVENTS
 from .history import new_segment, now
@@ -66,10 +67,13 @@ class Trial:
 
     ``pass_state`` decides whether the model is called as ``model(x, state=state)``; by
     default that happens when ``forward`` declares ``state`` or ``**kwargs``.
+
+    ``distributed=True`` trains data-parallel under ``torchrun`` or :func:`trialbench.launch`
+    (``'auto'``: only when torchrun's environment is set); see :mod:`trialbench.distributed`.
     """
 
     def __init__(self, model, optimizer=None, criterion=None, metrics=('loss',), callbacks=(),
-                 name=None, pass_state=None, verbose=1):
+                 name=None, pass_state=None, verbose=1, distributed=False):
         if not isinstance(model, torch.nn.Module):
             raise TrialConfigError(f'model must be a torch.nn.Module, got {type(model).__name__}')
         self.model = model
@@ -101,6 +105,7 @@ class Trial:
         self._resumed_from = None
         self._position = None
         self._check_criterion = True
+        self._dist = attach(distributed) if distributed else None
 
     # ------------------------------------------------------------------ data
     def with_generators(self, train_generator=None, val_generator=None, test_generator=None,
@@ -251,7 +256,7 @@ class Trial:
         try:
             verbose = self.verbose if verbose is None else verbose
             from .display import display_callbacks
-            return display_callbacks(self, verbose)
+            return display_callbacks(self, verbose) if self._dist is None or self._dist.is_main else []
         except BaseException:
             self._release()
             raise
@@ -281,9 +286,10 @@ class Trial:
         state = self.state
         state[STOP_TRAINING] = False
         state[MAX_EPOCHS] = epochs
-        callbacks = CallbackList([*self.callbacks, *extra])
+        callbacks = CallbackList([*([self._dist] if self._dist else []), *self.callbacks, *extra])
         segment = new_segment(len(self.history), epochs, self._resumed_from,
-                              {'trialbench': __version__, 'torch': str(torch.__version__)})
+                              {'trialbench': __version__, 'torch': str(torch.__version__),
+                               **segment_info(self)})
         self._resumed_from = None
         self.ledger.append(segment)
         self._check_criterion = True
@@ -298,6 +304,8 @@ class Trial:
                 record = {'epoch': epoch, **self._train_metrics.snapshot()}
                 if self._val_metrics is not None:
                     record.update(self._val_metrics.snapshot())
+                if self._dist is not None:  # the mean over ranks, before anyone sees it
+                    record = self._dist.average(record)
                 state[METRICS] = record
                 self.history.append(record)
                 segment['end_epoch'] = epoch
@@ -305,7 +313,10 @@ class Trial:
                 callbacks.fire('on_end_epoch', state)
                 callbacks.fire('on_checkpoint', state)
                 self._serve_requests()
-                if self._stop.is_set() or state[STOP_TRAINING]:
+                stop = self._stop.is_set() or state[STOP_TRAINING]
+                if self._dist is not None:  # every rank stops when one asks
+                    stop = self._dist.any(stop)
+                if stop:
                     break
             ended = 'completed' if len(self.history) >= epochs else 'stopped'
         except KeyboardInterrupt:
@@ -412,9 +423,10 @@ class Trial:
             return loader, None
 
     def _forward(self, x):
+        model = self.model if self._dist is None else self._dist.forward_module(self.model)
         if isinstance(x, (list, tuple)):
-            return self.model(*x, state=self.state) if self.pass_state else self.model(*x)
-        return self.model(x, state=self.state) if self.pass_state else self.model(x)
+            return model(*x, state=self.state) if self.pass_state else model(*x)
+        return model(x, state=self.state) if self.pass_state else model(x)
 
     def _loss(self, state):
         if not self._check_criterion:

@@ -3,6 +3,7 @@
 import sys
 import time
 
+from ..distributed import is_main
 from ..state import EPOCH, MAX_EPOCHS, METRICS, STEPS, TRIAL
 from .base import Callback
 
@@ -26,6 +27,7 @@ class ConsoleProgress(Callback):
         self.interval = interval
         self.live = live
         self._bar = None
+        self._quiet = False
 
     @property
     def state_key(self):
@@ -38,7 +40,8 @@ class ConsoleProgress(Callback):
         return bool(isatty and isatty())
 
     def on_start(self, state):
-        self._live = self._is_live()
+        self._quiet = not is_main(state[TRIAL])  # only rank 0 of a distributed run shows
+        self._live = self._is_live() and not self._quiet
         self._name = state[TRIAL].name
 
     def on_start_epoch(self, state):
@@ -65,6 +68,8 @@ class ConsoleProgress(Callback):
             self._bar.update(self._count - self._bar.n)
 
     def on_end_epoch(self, state):
+        if self._quiet:
+            return
         seconds = time.monotonic() - self._started
         text = format_metrics(state[METRICS])
         if self._bar is not None:
@@ -78,6 +83,8 @@ class ConsoleProgress(Callback):
             self.stream.flush()
 
     def on_end(self, state):
+        if self._quiet:
+            return
         if self._bar is not None:
             self._bar.close()
             self._bar = None
