@@ -9,6 +9,5 @@ setup=1
 if [ "${1:-}" = "--no-setup" ]; then setup=0; shift; fi
 [ "$setup" = 1 ] && scripts/setup.sh
 out="${1:-demo-output/headless}"
-rm -rf "$out"
 mkdir -p "$out"
 exec .venv/bin/python notebooks/run.py notebooks/quickstart.ipynb "$out" --png dashboard.png
