@@ -46,7 +46,7 @@ def guide_trial(model=None, callbacks=(), lr=0.001, **kwargs):
     model = model if model is not None else BasicModel()
     return Trial(model, optimizer=torch.optim.SGD(model.parameters(), lr=lr),
                  criterion=F.binary_cross_entropy, metrics=['loss', MOCK],
-                 callbacks=list(callbacks), verbose=0, **kwargs)
+                 callbacks=list(callbacks), **{'verbose': 0, **kwargs})
 
 
 def run_python(code, cwd=None, timeout=120, env=None):

@@ -1,5 +1,6 @@
 """Console progress on stderr: a live bar in a terminal, one line per epoch anywhere else."""
 
+import shutil
 import sys
 import time
 
@@ -49,13 +50,11 @@ class ConsoleProgress(Callback):
         if self._live:
             from tqdm import tqdm
             self._count, self._next = 0, self._started + self.interval
-            self._bar = tqdm(total=state[STEPS] if STEPS in state else None, file=self.stream,
+            size = shutil.get_terminal_size()  # falls back to 80x24 on a pty of size 0
+            self._bar = tqdm(total=state[STEPS], file=self.stream,
                              desc=f'{self._name} epoch {state[EPOCH]}/{state[MAX_EPOCHS]}',
-                             leave=True, dynamic_ncols=True, mininterval=self.interval)
-
-    def on_start_training(self, state):
-        if self._bar is not None:
-            self._bar.total = state[STEPS]
+                             leave=True, ncols=size.columns, nrows=size.lines,
+                             mininterval=self.interval)
 
     def on_step_training(self, state):
         if self._bar is None:
