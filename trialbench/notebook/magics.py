@@ -5,9 +5,13 @@ line of :class:`~IPython.core.error.UsageError`, never a traceback.
 """
 
 import contextlib
+import importlib.util
 import io
 import keyword
+import os
+import runpy
 import shlex
+import sys
 import tokenize
 import weakref
 
@@ -86,18 +90,26 @@ def parse(line):
 
 
 def inspect_text(path):
-    """What ``python -m trialbench inspect PATH`` prints, or a short summary of the file."""
-    try:
-        from .. import __main__ as cli
-    except ImportError:
-        cli = None
-    for fname in ('inspect_text', 'describe', 'inspect_checkpoint'):
-        fn = getattr(cli, fname, None)
-        if callable(fn):
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                text = fn(path)
-            return text if isinstance(text, str) else out.getvalue().rstrip('\n')
+    """What ``python -m trialbench inspect PATH`` prints, or a short summary of the file.
+
+    Raises :class:`UsageError` with the command's error when it exits non-zero.
+    """
+    if importlib.util.find_spec('trialbench.__main__') is not None:
+        out, err, argv = io.StringIO(), io.StringIO(), sys.argv
+        code = 0
+        try:
+            sys.argv = ['trialbench', 'inspect', os.fspath(path)]
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                runpy.run_module('trialbench', run_name='__main__')
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            sys.argv = argv
+        if code not in (0, None):
+            lines = [ln for ln in (err.getvalue() + out.getvalue()).splitlines() if ln.strip()]
+            raise UsageError(lines[-1].strip() if lines else
+                             f'inspect {path} failed (exit status {code})')
+        return out.getvalue().rstrip('\n')
     data = load_checkpoint(path)
     if data['kind'] == 'params':
         count = sum(v.numel() for v in data['model'].values())
