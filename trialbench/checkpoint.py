@@ -19,7 +19,7 @@ from .errors import (ArchitectureMismatchError, CheckpointCorruptError, Optimize
 from .history import now
 from . import rng, safeio
 
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'build_payload', 'apply_payload', 'save_trial',
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'build_payload', 'check_payload', 'apply_payload', 'save_trial',
            'load_trial', 'load_checkpoint', 'save_params', 'export_params']
 
 FORMAT = 'trialbench.trial'
@@ -84,29 +84,48 @@ def check_payload(payload, path=None):
 
 def apply_payload(trial, payload, strict=True, path=None):
     """Load a full checkpoint payload into ``trial`` (model, optimizer, callbacks, history,
-    ledger, random state)."""
+    ledger, random state).
+
+    The model and optimizer are checked against the file before anything is changed, so a
+    mismatch raises and leaves the trial as it was. A part missing from the payload (no
+    optimizer state, no random state, no state for a callback) is skipped with a warning.
+    """
     check_payload(payload, path)
-    _load_model(trial.model, payload['model'], strict, path)
-    _load_optimizer(trial, payload, path)
-    left = trial.callbacks.load_state_dict(payload.get('callbacks') or {})
-    for key in left:
-        warnings.warn(f'{path or "the state dict"} holds state for callback {key!r}, which this '
-                      'trial does not have; that state was ignored', stacklevel=3)
-    trial.history[:] = [dict(r) for r in payload['history']]
-    trial.ledger[:] = [dict(s) for s in payload['ledger']]
-    from .distributed import rng_to_restore
-    rng.restore(rng_to_restore(trial, payload, path or 'the state dict'), trial.train_generator)
+    where = path or 'the state dict'
+    params = _check_model(trial.model, payload.get('model'), strict, where, path)
+    _check_optimizer(trial, payload, where, path)
+    model_missing, model_unexpected = params
+    if model_missing or model_unexpected:
+        warnings.warn(f'loading {where} with strict=False: {len(model_missing)} missing '
+                      f'({", ".join(model_missing) or "-"}) and {len(model_unexpected)} '
+                      f'unexpected ({", ".join(model_unexpected) or "-"}) keys ignored',
+                      stacklevel=3)
+    trial.model.load_state_dict(payload['model'], strict=strict)
+    _load_optimizer(trial, payload, where, path)
+    _load_callbacks(trial, payload.get('callbacks') or {}, where)
+    trial.history[:] = [dict(r) for r in payload.get('history') or []]
+    trial.ledger[:] = [dict(s) for s in payload.get('ledger') or []]
+    if payload.get('rng'):
+        from .distributed import rng_to_restore
+        rng.restore(rng_to_restore(trial, payload, path or 'the state dict'),
+                    trial.train_generator)
+    else:
+        warnings.warn(f'{where} holds no random state; data order, dropout and augmentation '
+                      'will differ from the original run', stacklevel=3)
     mid = (payload.get('progress') or {}).get('mid_epoch')
     if mid:
         steps = mid['steps'] if mid['steps'] is not None else '?'
-        warnings.warn(f'{path or "the state dict"} was saved during epoch {mid["epoch"]} (after '
-                      f'batch {mid["batch"]} of {steps}); epoch {mid["epoch"]} will restart from '
-                      'its beginning with the saved weights', stacklevel=3)
+        warnings.warn(f'{where} was saved during epoch {mid["epoch"]} (after batch '
+                      f'{mid["batch"]} of {steps}); epoch {mid["epoch"]} will restart from its '
+                      'beginning with the saved weights, and is counted once', stacklevel=3)
     trial._resumed_from = None if path is None else str(path)
     return trial
 
 
-def _load_model(model, params, strict, path):
+def _check_model(model, params, strict, where, path):
+    """Raise unless ``params`` fit ``model``; returns the (missing, unexpected) keys."""
+    if not isinstance(params, dict):
+        raise WrongFormatError(f'{where} holds no model parameters', path)
     own = model.state_dict()
     missing = [k for k in own if k not in params]
     unexpected = [k for k in params if k not in own]
@@ -117,34 +136,63 @@ def _load_model(model, params, strict, path):
         parts = [f'{label}: {", ".join(keys)}' for label, keys in
                  (('missing from the file', missing), ('unexpected in the file', unexpected),
                   ('shape mismatch', reshaped)) if keys]
+        hint = '' if reshaped else '; build the same model, or load with strict=False'
         raise ArchitectureMismatchError(
-            f'{path or "the state dict"} does not fit this model ({type(model).__name__}); '
-            + '; '.join(parts), path)
-    if missing or unexpected:
-        warnings.warn(f'loading {path or "the state dict"} with strict=False: '
-                      f'{len(missing)} missing and {len(unexpected)} unexpected keys ignored',
-                      stacklevel=4)
-    model.load_state_dict(params, strict=strict)
+            f'{where} does not fit this model ({type(model).__name__}); ' + '; '.join(parts)
+            + hint, path)
+    return missing, unexpected
 
 
-def _load_optimizer(trial, payload, path):
+def _check_optimizer(trial, payload, where, path):
+    """Raise :class:`OptimizerMismatchError` unless the saved optimizer fits the trial's."""
     saved, optimizer = payload.get('optimizer'), trial.optimizer
     if saved is None or optimizer is None:
-        if saved is not None:
-            warnings.warn(f'{path or "the state dict"} holds optimizer state but the trial has '
-                          'no optimizer; it was ignored', stacklevel=4)
         return
     name = payload.get('optimizer_class')
     if name and name != type(optimizer).__name__:
         raise OptimizerMismatchError(
-            f'{path or "the state dict"} was saved with a {name} optimizer, but this trial '
-            f'uses {type(optimizer).__name__}; build the trial with the same optimizer to '
-            'resume', path)
+            f'{where} was saved with a {name} optimizer, but this trial uses '
+            f'{type(optimizer).__name__}; build the trial with the same optimizer to resume',
+            path)
+    groups = saved.get('param_groups') if isinstance(saved, dict) else None
+    if not isinstance(groups, list):
+        raise OptimizerMismatchError(f'{where}: the optimizer state has no param_groups', path)
+    mine = [len(g['params']) for g in optimizer.param_groups]
+    theirs = [len(g.get('params', ())) for g in groups]
+    if mine != theirs:
+        raise OptimizerMismatchError(
+            f'{where}: the optimizer was saved with {len(theirs)} parameter group(s) of sizes '
+            f'{theirs}, but this trial\'s optimizer has {len(mine)} of sizes {mine}; build the '
+            'optimizer over the same parameter groups to resume', path)
+
+
+def _load_optimizer(trial, payload, where, path):
+    saved, optimizer = payload.get('optimizer'), trial.optimizer
+    if saved is None or optimizer is None:
+        if saved is not None:
+            warnings.warn(f'{where} holds optimizer state but the trial has no optimizer; it '
+                          'was ignored', stacklevel=4)
+        elif optimizer is not None:
+            warnings.warn(f'{where} holds no optimizer state; the optimizer starts fresh '
+                          '(moments and step counts reset)', stacklevel=4)
+        return
     try:
         optimizer.load_state_dict(saved)
-    except (ValueError, KeyError) as exc:
-        raise OptimizerMismatchError(f'{path or "the state dict"}: the optimizer state does not '
-                                     f'fit this trial\'s optimizer ({exc})', path) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OptimizerMismatchError(f'{where}: the optimizer state does not fit this trial\'s '
+                                     f'optimizer ({exc})', path) from None
+
+
+def _load_callbacks(trial, states, where):
+    keyed = trial.callbacks.keyed()
+    for key in trial.callbacks.load_state_dict(states):
+        warnings.warn(f'{where} holds state for callback {key!r}, which this trial does not '
+                      f'have; that state was ignored (the trial has: '
+                      f'{", ".join(keyed) or "no callbacks"})', stacklevel=4)
+    for key, cb in keyed.items():
+        if key not in states and cb.state_dict():
+            warnings.warn(f'{where} holds no state for callback {key!r}; it starts fresh',
+                          stacklevel=4)
 
 
 def save_trial(trial, path):

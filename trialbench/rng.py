@@ -46,7 +46,10 @@ def capture(loader=None):
 
 def restore(saved, loader=None):
     """Put back the streams recorded by :func:`capture`; warns about any it cannot restore."""
-    torch.set_rng_state(saved['torch'])
+    if saved.get('torch') is not None:
+        torch.set_rng_state(saved['torch'])
+    else:
+        _differs('torch CPU')
     cuda = saved.get('cuda') or []
     if cuda:
         if torch.cuda.is_available():
@@ -54,21 +57,38 @@ def restore(saved, loader=None):
                 torch.cuda.set_rng_state(st, i)
             if len(cuda) > torch.cuda.device_count():
                 warnings.warn(f'the checkpoint has random state for {len(cuda)} CUDA devices, this '
-                              f'machine has {torch.cuda.device_count()}; the rest is skipped')
+                              f'machine has {torch.cuda.device_count()}; the rest is skipped',
+                              stacklevel=3)
         else:
             warnings.warn('the checkpoint holds CUDA random state but CUDA is not available; '
-                          'GPU random streams will differ from the original run')
-    py = saved['python']
-    random.setstate((py['version'], tuple(py['internal']), py['gauss']))
+                          'GPU random streams will differ from the original run', stacklevel=3)
+    py = saved.get('python')
+    if py is not None:
+        random.setstate((py['version'], tuple(py['internal']), py['gauss']))
+    else:
+        _differs("Python's random")
     if saved.get('numpy') is not None:
         import numpy as np
         n = saved['numpy']
         np.random.set_state((n['kind'], n['keys'].numpy().astype('uint32'), n['pos'],
                              n['has_gauss'], n['cached']))
+    elif 'numpy' in sys.modules:
+        _differs('numpy')
     gens = loader_generators(loader)
-    for name, st in (saved.get('loader') or {}).items():
+    states = saved.get('loader') or {}
+    for name, st in states.items():
         if name in gens:
             gens[name].set_state(st)
         else:
             warnings.warn(f'the checkpoint holds the state of a data loader generator ({name}) '
-                          'that the current training loader does not have; its order will differ')
+                          'that the current training loader does not have; its order will differ',
+                          stacklevel=3)
+    for name in gens:
+        if name not in states:
+            _differs(f'the training loader\'s own generator ({name})')
+
+
+def _differs(stream):
+    warnings.warn(f'the checkpoint holds no state for {stream} random numbers; that stream '
+                  'starts from its current state and will differ from the original run',
+                  stacklevel=4)

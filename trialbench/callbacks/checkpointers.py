@@ -7,8 +7,10 @@ file) travels in the checkpoint, so a resumed ``Best`` never overwrites a better
 
 import os
 import string
+import warnings
 
 from ..checkpoint import save_params, save_trial
+from ..errors import TrialConfigError
 from ..state import METRICS, TRIAL
 from .base import Callback
 from .monitor import Monitor
@@ -32,17 +34,23 @@ class Checkpointer(Callback):
 
     @property
     def state_key(self):
-        return f'{type(self).__name__}[{self.filepath}]'
+        """``'Best[model.pt]'``: the class and the file name, so a run folder can move."""
+        return f'{type(self).__name__}[{os.path.basename(self.filepath)}]'
 
     def path_for(self, metrics):
-        """``filepath`` filled from an epoch record; KeyError names a missing field."""
+        """``filepath`` filled from an epoch record; a clear error names a missing field."""
         fields = format_fields(self.filepath)
         missing = sorted(f for f in fields if f not in metrics)
         if missing:
-            raise KeyError(f'{type(self).__name__} file path {self.filepath!r} needs '
-                           f'{", ".join(missing)}, which this trial does not record; recorded: '
-                           f'{", ".join(metrics)}')
-        return self.filepath.format(**metrics)
+            raise TrialConfigError(
+                f'{type(self).__name__} file path {self.filepath!r} needs '
+                f'{", ".join(missing)}, which this trial does not record; recorded: '
+                f'{", ".join(metrics)}; use only those names in the path')
+        try:
+            return self.filepath.format(**metrics)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise TrialConfigError(f'{type(self).__name__} file path {self.filepath!r} cannot '
+                                   f'be filled from {dict(metrics)!r}: {exc}') from None
 
     def write(self, state):
         """Write the checkpoint for the current epoch; returns its path."""
@@ -109,5 +117,12 @@ class Best(Checkpointer):
         return {**super().state_dict(), **self._monitor.state_dict()}
 
     def load_state_dict(self, state_dict):
+        saved = (state_dict.get('monitor'), state_dict.get('mode'))
+        if saved != (self.monitor, self.mode):
+            warnings.warn(f'{self.state_key} was saved watching {saved[0]!r} ({saved[1]}), now '
+                          f'it watches {self.monitor!r} ({self.mode}); its best value starts '
+                          'afresh', stacklevel=2)
+            super().load_state_dict(state_dict)
+            return
         super().load_state_dict(state_dict)
         self._monitor.load_state_dict(state_dict)
