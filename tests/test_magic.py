@@ -255,3 +255,15 @@ def test_a_cell_shows_the_usage_error_without_a_traceback(shell, capsys):
     assert 'Traceback' not in out + err
     assert (out + err).strip() == ("UsageError: EPOCHS must be a whole number of epochs, "
                                    "got 'many'; e.g. %trial run 5")
+
+
+def test_unload_removes_the_magic_and_its_cell_hook(shell):
+    hooks = shell.events.callbacks['post_run_cell']
+    count = len(hooks)
+    magics.unload_ipython_extension(shell)
+    assert shell.find_line_magic('trial') is None
+    assert len(hooks) == count - 1
+    magics.load_ipython_extension(shell)
+    magics.load_ipython_extension(shell)  # loading twice keeps one hook
+    assert shell.find_line_magic('trial') is not None
+    assert len(hooks) == count

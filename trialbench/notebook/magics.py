@@ -298,8 +298,9 @@ def load_ipython_extension(ipython):
 
 
 def unload_ipython_extension(ipython):
-    """Forget the ``%trial`` magic's cell tracking on ``ipython``."""
+    """Remove the ``%trial`` magic and its cell tracking from ``ipython``."""
     old = ipython.magics_manager.registry.pop('TrialMagics', None)
     if old is not None:
+        ipython.magics_manager.magics['line'].pop('trial', None)
         with contextlib.suppress(ValueError):
             ipython.events.unregister('post_run_cell', old.track)
