@@ -107,12 +107,14 @@ trial.start(epochs=6)
 ''', ('part2',)),
     ('code', r'''
 await trial.wait_async()
+trial.save(CHECKPOINT)  # the ledger in the file now says how this session ended
 %load_ext trialbench
 %trial ledger
 ''', ('part2',)),
     ('markdown', r'''
 The ledger has one segment per run: epochs 1-3 from the first session and 4-6 from this
 one, each with how it ended. The checkpoint carries it, so the next restart continues from
-here.
+here. (A checkpoint written during a run, such as `MostRecent`'s after each epoch, records
+its segment as `running`.)
 '''),
 ]

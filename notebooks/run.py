@@ -1,6 +1,6 @@
 """Runs a notebook headless with nbclient; writes the executed copy and the dashboard's PNG.
 
-Run: python notebooks/run.py NOTEBOOK OUT_DIR [--tags TAG,TAG] [--kernel NAME]
+Run: python notebooks/run.py NOTEBOOK OUT_DIR [--tags TAG,TAG] [--name FILE] [--png FILE]
 
 The notebook runs with OUT_DIR as its working directory, so the files it writes land there.
 ``--tags`` runs only the code cells carrying one of the tags (a restart test runs ``setup``
@@ -77,13 +77,19 @@ def main(argv=None):
     parser.add_argument('out_dir')
     parser.add_argument('--tags', help='comma-separated cell tags to run (default: all cells)')
     parser.add_argument('--kernel', default='python3', help='kernel name (default: python3)')
-    parser.add_argument('--png', default='dashboard.png',
-                        help='file name for the final dashboard picture in OUT_DIR')
+    parser.add_argument('--name', help='file name of the executed notebook in OUT_DIR '
+                        '(default: the notebook\'s own)')
+    parser.add_argument('--png', help='also write the final dashboard picture to this file '
+                        'name in OUT_DIR (an error if the notebook drew none)')
     args = parser.parse_args(argv)
     tags = args.tags.split(',') if args.tags else None
-    nb, seconds = execute(args.notebook, args.out_dir, tags=tags, kernel_name=args.kernel)
-    executed = os.path.join(args.out_dir, os.path.basename(args.notebook))
-    print(f'ran {args.notebook} in {seconds:.1f} s; executed notebook: {executed}')
+    name = args.name or os.path.basename(args.notebook)
+    nb, seconds = execute(args.notebook, args.out_dir, tags=tags, kernel_name=args.kernel,
+                          name=name)
+    print(f'ran {args.notebook} in {seconds:.1f} s; executed notebook: '
+          f'{os.path.join(args.out_dir, name)}')
+    if not args.png:
+        return 0
     png = dashboard_png(nb)
     if png is None:
         print('no dashboard picture found in the executed notebook', file=sys.stderr)
