@@ -12,7 +12,6 @@ import os
 import pathlib
 import pickle
 import re
-import threading
 import time
 import zlib
 
@@ -21,13 +20,12 @@ import torch
 from .errors import (CheckpointCorruptError, CheckpointNotFoundError, CheckpointSaveError,
                      UnsafeCheckpointError, WrongFormatError)
 
-__all__ = ['atomic_write', 'clean_stray_temps', 'to_plain', 'digest', 'read_torch',
-           'sniff', 'ZIP_MAGIC']
+__all__ = ['atomic_write', 'save_torch', 'clean_stray_temps', 'to_plain', 'digest',
+           'read_torch', 'sniff', 'ZIP_MAGIC']
 
 ZIP_MAGIC = b'PK\x03\x04'
 _TEMP = re.compile(r'^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<n>\d+)$')
 _counter = itertools.count()
-_crc_lock = threading.Lock()
 _STARTED = time.time()  # temps of our own pid older than this are a previous process's
 
 
@@ -133,19 +131,12 @@ def atomic_write(path, write):
 
 
 def save_torch(obj, path):
-    """``torch.save`` ``obj`` to ``path`` atomically (torch's own CRC32 is left out; see digest)."""
-    def write(f):
-        with _crc_lock:
-            before = torch.serialization.get_crc32_options()
-            torch.serialization.set_crc32_options(False)
-            try:
-                torch.save(obj, f)
-            finally:
-                torch.serialization.set_crc32_options(before)
-    return atomic_write(path, write)
+    """``torch.save`` ``obj`` to ``path`` atomically, written through a file object.
 
-
-__all__.append('save_torch')
+    The zip keeps torch's per-entry CRC32 so zip tools can verify it; ``torch.load`` does not
+    check those, which is why full checkpoints also carry a :func:`digest`.
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def to_plain(value, where='checkpoint'):
