@@ -172,6 +172,8 @@ class Dashboard(Callback):
         ended = state.get('ended', 'ended')
         self.active = False
         self._run_state = f'{ended} after {len(trial.history)} of {self._target} epochs'
+        if self.note.startswith('stop asked'):
+            self.note = ''
         self.redraw()
         self._progress(len(trial.history), self._steps, time.monotonic(), final=True)
         self._refresh()
@@ -210,7 +212,10 @@ class Dashboard(Callback):
         widgets.stop.disabled = not self.active
         widgets.resume.disabled = self.active or not has_trial
         widgets.save.disabled = widgets.export.disabled = not has_trial
-        widgets.status.value = self._run_state + (f' · {self.note}' if self.note else '')
+        saved = self.last_saved
+        parts = [self._run_state, self.note,
+                 f'last saved {saved}' if saved and saved not in self.note else '']
+        widgets.status.value = ' · '.join(p for p in parts if p)
 
     def _say(self, note):
         self.note = note

@@ -24,15 +24,16 @@ _TRAIN, _VAL, _RUN = 'C0', 'C1', 'C0'
 def panel_names(history, running=None):
     """The panels to draw: ``'loss'`` first, then one per other recorded value (``val_``
     values share the panel of their training value)."""
+    keys = [key for record in history for key in record]
+    return _names(keys, running)
+
+
+def _names(keys, running=None):
     names = []
-    for record in history:
-        for key in record:
-            base = key[4:] if key.startswith('val_') else key
-            if key != 'epoch' and base not in names:
-                names.append(base)
-    for key in running or {}:
-        if key not in names:
-            names.append(key)
+    for key in [*keys, *(running or {})]:
+        base = key[4:] if key.startswith('val_') else key
+        if key != 'epoch' and base not in names:
+            names.append(base)
     names.sort(key=lambda n: n != 'loss')
     return names
 
@@ -60,14 +61,31 @@ def segment_label(number, segment):
     return f"#{number} {segment.get('session', '?')} {segment.get('ended', '?')}"
 
 
-def _epoch_series(history, key):
-    xs, ys = [], []
-    for i, record in enumerate(history, 1):
-        value = record.get(key)
-        if isinstance(value, (int, float)):
-            xs.append(record.get('epoch', i))
-            ys.append(value if math.isfinite(value) else math.nan)
-    return xs, ys
+class _Columns:
+    """Epoch records as columns ``key -> (epochs, values)``, extended with new records only
+    (so a long history costs nothing per redraw); rebuilt when the history is replaced."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.columns, self.count, self.first, self.last = {}, 0, None, None
+
+    def update(self, history):
+        n = len(history)
+        if n < self.count or (self.count and (history[0] is not self.first
+                                              or history[self.count - 1] is not self.last)):
+            self.reset()
+        for i in range(self.count, n):
+            record = history[i]
+            for key, value in record.items():
+                if key != 'epoch' and isinstance(value, (int, float)):
+                    xs, ys = self.columns.setdefault(key, ([], []))
+                    xs.append(record.get('epoch', i + 1))
+                    ys.append(value if math.isfinite(value) else math.nan)
+        if n:
+            self.count, self.first, self.last = n, history[0], history[-1]
+        return self.columns
 
 
 class Plotter:
@@ -85,22 +103,25 @@ class Plotter:
         self._layout = None
         self._ledger_key = None
         self._title = None
+        self._columns = _Columns()
+        self._converted = {}
 
     def update(self, history, ledger=(), running=None, title=''):
         """Show ``history`` (epoch records), ``ledger`` (segments) and ``running`` (a mapping
         ``name -> (xs, ys)`` of batch-level running values); returns the figure."""
         running = running or {}
-        names = panel_names(history, running) or ['loss']
-        layout = tuple((n, any(f'val_{n}' in r for r in history)) for n in names)
+        columns = self._columns.update(history)
+        names = _names(columns, running) or ['loss']
+        layout = tuple((n, f'val_{n}' in columns) for n in names)
         if layout != self._layout:
             self._build(layout)
         right = max([1, len(history)] + [s.get('target_epochs', 0) for s in ledger[-1:]])
         for name, has_val in layout:
             xs, ys = running.get(name, ((), ()))
             self._set(name, 'running', xs, ys)
-            self._set(name, 'train', *_epoch_series(history, name))
+            self._set(name, 'train', *columns.get(name, ((), ())))
             if has_val:
-                self._set(name, 'val', *_epoch_series(history, f'val_{name}'))
+                self._set(name, 'val', *columns[f'val_{name}'])
             if len(xs):
                 right = max(right, xs[-1])
         for ax in self.axes.values():
@@ -120,7 +141,7 @@ class Plotter:
     def close(self):
         """Drop every artist; the plotter is unusable afterwards."""
         self.figure.clear()
-        self.axes, self.lines, self.markers = {}, {}, []
+        self.axes, self.lines, self.markers, self._converted = {}, {}, [], {}
 
     def drawn(self, name, series='train'):
         """The ``(x, y)`` arrays currently drawn for ``series`` of panel ``name``."""
@@ -157,9 +178,22 @@ class Plotter:
         self._layout = layout
 
     def _set(self, name, series, xs, ys):
-        x, y = downsample(xs, ys, self.max_points)
+        x, y = downsample(*self._arrays((name, series), xs, ys), self.max_points)
         y = np.where(np.isfinite(y), y, np.nan)
         self.lines[(name, series)].set_data(x, y)
+
+    def _arrays(self, key, xs, ys):
+        # lists that only grow (running values, epoch columns) are converted by their new tail
+        cached = self._converted.get(key)
+        n = len(xs)
+        if cached is not None and cached[0] is xs and cached[1] is ys and cached[2] <= n:
+            x = np.concatenate([cached[3], np.asarray(xs[cached[2]:n], dtype=float)])
+            y = np.concatenate([cached[4], np.asarray(ys[cached[2]:n], dtype=float)])
+        else:
+            x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        if isinstance(xs, list) and isinstance(ys, list):
+            self._converted[key] = (xs, ys, n, x, y)
+        return x, y
 
     def _mark(self, ledger):
         key = tuple((s.get('start_epoch'), s.get('session'), s.get('ended')) for s in ledger)
