@@ -116,3 +116,16 @@ def test_plots_never_touch_pyplot():
         'print("matplotlib.pyplot" in sys.modules)\n')
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'False'
+
+
+def test_a_replaced_history_and_growing_running_values_are_drawn_exactly():
+    plotter = Plotter()
+    xs, ys = [0.5], [2.0]
+    plotter.update([{'epoch': 1, 'loss': 1.0}, {'epoch': 2, 'loss': 0.9}], (), {'loss': (xs, ys)})
+    xs += [1.5, 2.5]
+    ys += [1.5, 1.0]
+    plotter.update([{'epoch': 1, 'loss': 3.0}], (), {'loss': (xs, ys)})  # e.g. after a load
+    assert list(plotter.drawn('loss')[1]) == [3.0]
+    assert list(plotter.drawn('loss', 'running')[0]) == [0.5, 1.5, 2.5]
+    assert list(plotter.drawn('loss', 'running')[1]) == [2.0, 1.5, 1.0]
+    plotter.close()
