@@ -322,8 +322,7 @@ class Trial:
         except KeyboardInterrupt:
             ended = 'interrupted'
             raise
-        finally:
-            self._position = None
+        finally:  # _position stays: after a stop mid-epoch, a save is a mid-epoch save
             segment['ended'], segment['ended_at'] = ended, now()
             self.model.train(was_training)
             state['ended'] = ended
