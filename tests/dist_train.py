@@ -1,6 +1,6 @@
 """Run by torchrun in the distributed tests: a tiny distributed Trial; each rank reports in JSON.
 
-Usage: dist_train.py OUT_DIR EPOCHS
+Usage: dist_train.py OUT_DIR EPOCHS [DEVICE]
 """
 
 import json
@@ -22,7 +22,7 @@ RANK_VALUE = state_key('rank_value')
 __all__ = ['main']
 
 
-def main(out, epochs):
+def main(out, epochs, device=None):
     rank = int(os.environ['RANK'])
     torch.manual_seed(100 + rank)  # different initial weights: DDP must make them equal
     saves, epochs_seen = [], []
@@ -45,17 +45,19 @@ def main(out, epochs):
                   criterion=torch.nn.functional.binary_cross_entropy,
                   metrics=['loss', RANK_VALUE], callbacks=[MostRecent(str(ckpt)), rank_value],
                   distributed=True, verbose=1)
+    if device is not None:
+        trial.to(device)
     sys.stderr = open(out / f'stderr{rank}.txt', 'w')  # progress goes here (rank 0 only)
     trial.with_train_generator(loader).run(epochs=epochs)
     sys.stderr.close()
     sys.stderr = sys.__stderr__
-    loaded = torch.load(ckpt, weights_only=True)
+    loaded = torch.load(ckpt, weights_only=True, map_location='cpu')
     own = trial.model.state_dict()
     report = {
         'rank': rank, 'world_size': trial._dist.world_size, 'saves': saves,
         'set_epoch': epochs_seen, 'history': trial.history, 'ledger': trial.ledger,
-        'params': [v.flatten().tolist() for v in own.values()],
-        'loads_equal': all(torch.equal(loaded['model'][k], v) for k, v in own.items()),
+        'params': [v.cpu().flatten().tolist() for v in own.values()],
+        'loads_equal': all(torch.equal(loaded['model'][k], v.cpu()) for k, v in own.items()),
         'saved_world': {k: v for k, v in loaded['world'].items() if k != 'rng'},
         'saved_rng_ranks': len(loaded['world']['rng']),
         'sampler': type(trial.train_generator.sampler).__name__,
@@ -66,4 +68,4 @@ def main(out, epochs):
 
 
 if __name__ == '__main__':
-    main(pathlib.Path(sys.argv[1]), int(sys.argv[2]))
+    main(pathlib.Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])

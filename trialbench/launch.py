@@ -4,7 +4,8 @@ The processes are forked, so ``fn`` may be defined in a notebook cell or a ``pyt
 program (nothing is pickled or imported by name). Each gets torchrun's environment
 (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR=127.0.0.1`` and a free port), so a
 ``Trial(..., distributed=True)`` made inside ``fn`` joins the group. What the processes
-print is streamed into the caller's output (only rank 0 shows progress).
+print is streamed into the caller's output (only rank 0 shows progress). Each rank computes
+with one intra-op thread, as under torchrun's default.
 """
 
 import io
@@ -94,6 +95,9 @@ def _child(fn, args, kwargs, env, write_fd, results):
     if 'IPython' in sys.modules:  # the kernel's sockets belong to the parent
         from IPython.core.interactiveshell import InteractiveShell
         InteractiveShell.clear_instance()
+    # a forked child cannot use the parent's OpenMP threads: one intra-op thread per rank,
+    # as torchrun sets by default (OMP_NUM_THREADS=1)
+    torch.set_num_threads(1)
     rank = int(env['RANK'])
     try:
         value = fn(*args, **kwargs)
