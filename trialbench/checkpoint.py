@@ -82,15 +82,17 @@ def check_payload(payload, path=None):
                                          'digest stored when it was written', path)
 
 
-def apply_payload(trial, payload, strict=True, path=None):
+def apply_payload(trial, payload, strict=True, path=None, checked=False):
     """Load a full checkpoint payload into ``trial`` (model, optimizer, callbacks, history,
     ledger, random state).
 
     The model and optimizer are checked against the file before anything is changed, so a
     mismatch raises and leaves the trial as it was. A part missing from the payload (no
     optimizer state, no random state, no state for a callback) is skipped with a warning.
+    ``checked=True`` skips the format and digest check for a payload already checked.
     """
-    check_payload(payload, path)
+    if not checked:  # a payload read by load_trial was checked already; the digest is costly
+        check_payload(payload, path)
     where = path or 'the state dict'
     params = _check_model(trial.model, payload.get('model'), strict, where, path)
     _check_optimizer(trial, payload, where, path)
@@ -113,6 +115,7 @@ def apply_payload(trial, payload, strict=True, path=None):
         warnings.warn(f'{where} holds no random state; data order, dropout and augmentation '
                       'will differ from the original run', stacklevel=3)
     mid = (payload.get('progress') or {}).get('mid_epoch')
+    trial._position = (mid['epoch'], mid['batch'], mid['steps']) if mid else None
     if mid:
         steps = mid['steps'] if mid['steps'] is not None else '?'
         warnings.warn(f'{where} was saved during epoch {mid["epoch"]} (after batch '
@@ -186,6 +189,8 @@ def _load_optimizer(trial, payload, where, path):
 def _load_callbacks(trial, states, where):
     keyed = trial.callbacks.keyed()
     for key in trial.callbacks.load_state_dict(states):
+        if not states[key]:
+            continue  # nothing was kept for it, so nothing is lost
         warnings.warn(f'{where} holds state for callback {key!r}, which this trial does not '
                       f'have; that state was ignored (the trial has: '
                       f'{", ".join(keyed) or "no callbacks"})', stacklevel=4)
@@ -205,7 +210,7 @@ def save_trial(trial, path):
 
 def load_trial(trial, path, strict=True):
     """Read the full checkpoint at ``path`` into ``trial``."""
-    return apply_payload(trial, _read_full(path), strict=strict, path=path)
+    return apply_payload(trial, _read_full(path), strict=strict, path=path, checked=True)
 
 
 def _read_full(path):
