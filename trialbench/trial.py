@@ -366,13 +366,14 @@ class Trial:
                 hook(state)
             if not self._requests.empty():
                 self._serve_requests()
-            if stop.is_set() or state[STOP_TRAINING]:
+            # a distributed run stops at the epoch end, where all ranks agree (no rank hangs)
+            if (stop.is_set() or state[STOP_TRAINING]) and self._dist is None:
                 return False
         callbacks.fire('on_end_training', state)
         self._val_metrics = None
         if self._data['val'] is not None:
             self._val_metrics = self._validate(callbacks)
-            if stop.is_set():
+            if stop.is_set() and self._dist is None:
                 return False
         return True
 
