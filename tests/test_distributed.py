@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader
 
 import trialbench
 from trialbench import Trial, TrialConfigError
+from trialbench.callbacks import on_step_training
+from trialbench.state import BATCH, TRIAL
 from trialbench.distributed import TORCHRUN_VARS, WorldSizeWarning, shard_loader
 from trialbench.launch import check_fork_safe, free_port
 
@@ -157,6 +159,22 @@ def test_launch_reports_the_failing_rank():
         trialbench.launch(fn, nprocs=2, timeout=60)
     assert 'ValueError: rank one cannot go on' in str(info.value)
     assert trialbench.launch(lambda: os.environ['WORLD_SIZE'], nprocs=2) == ['2', '2']
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_epoch_end():
+    def fn():
+        rank = int(os.environ['RANK'])
+
+        @on_step_training
+        def stop_on_rank_one(state):
+            if rank == 1 and state[BATCH] == 0:
+                state[TRIAL].stop()
+
+        trial = simple_trial(guide_data(n=16, batch_size=4), distributed=True,
+                             callbacks=[stop_on_rank_one])
+        trial.run(epochs=3)
+        return len(trial.history), trial.ledger[-1]['ended']
+    assert trialbench.launch(fn, nprocs=2, timeout=60) == [(1, 'stopped'), (1, 'stopped')]
 
 
 def test_distributed_true_without_processes_says_how(no_torchrun_env, loader):
