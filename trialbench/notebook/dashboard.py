@@ -144,7 +144,8 @@ class Dashboard(Callback):
         self.widgets.epochs.value = self._target
         self._t0, self._batches = time.monotonic(), 0
         self._next_text = 0.0
-        self._next_draw = self._t0 + self.plot_interval
+        self._next_draw = self._t0 + max(self.plot_interval,
+                                         self.redraw_factor * self.redraw_cost)
         self._run_state = f'running to {self._target} epochs'
         self._refresh()
 
