@@ -1,22 +1,20 @@
-"""Atomic, durable writes and safe reads of checkpoint files, plus the plain-data check.
+"""Atomic, durable writes and safe reads of checkpoint files.
 
 Writes go to a temporary file beside the target, are flushed and fsynced, moved over the
 target with ``os.replace``, and the directory is fsynced. Reads check the file's first bytes,
 then call ``torch.load(..., weights_only=True)`` explicitly; nothing ever retries unsafely.
 """
 
-import datetime
 import itertools
-import json
 import os
 import pathlib
 import pickle
 import re
 import time
-import zlib
 
 import torch
 
+from .plaindata import digest, to_plain
 from .errors import (CheckpointCorruptError, CheckpointNotFoundError, CheckpointSaveError,
                      UnsafeCheckpointError, WrongFormatError)
 
@@ -137,100 +135,6 @@ def save_torch(obj, path):
     check those, which is why full checkpoints also carry a :func:`digest`.
     """
     return atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def to_plain(value, where='checkpoint'):
-    """Convert ``value`` to tensors, dicts, lists, tuples, strings, numbers, booleans and None.
-
-    Conversion goes by exact type: str subclasses (``torch.__version__``) become str, numpy
-    scalars and arrays become numbers and tensors, paths strings and datetimes ISO strings.
-    Anything else raises :class:`CheckpointSaveError` naming where it was found.
-    """
-    kind = type(value)
-    if value is None or kind in (bool, int, float, str, bytes):
-        return value
-    if isinstance(value, torch.Tensor):
-        # exact torch.Tensor only: a subclass would pickle as a global
-        return value if kind is torch.Tensor else value.detach().as_subclass(torch.Tensor)
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            key = k if type(k) in (str, int) else _plain_key(k, where)
-            out[key] = to_plain(v, f'{where}[{key!r}]')
-        if kind is not dict and hasattr(value, 'move_to_end'):
-            from collections import OrderedDict
-            out = OrderedDict(out)
-            if hasattr(value, '_metadata'):
-                out._metadata = value._metadata
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [to_plain(v, f'{where}[{i}]') for i, v in enumerate(value)]
-        return tuple(items) if isinstance(value, tuple) else items
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, (torch.device, torch.dtype)):
-        return str(value)
-    module = kind.__module__ or ''
-    if module == 'numpy' or module.startswith('numpy.'):
-        if hasattr(value, 'dtype') and getattr(value, 'ndim', 0) == 0 and hasattr(value, 'item'):
-            return to_plain(value.item(), where)
-        if hasattr(value, '__array__'):
-            try:
-                return torch.from_numpy(value.copy())
-            except (TypeError, ValueError, RuntimeError):
-                pass  # object, string or datetime arrays: no tensor holds them
-    raise CheckpointSaveError(f'{where} holds a {kind.__module__}.{kind.__qualname__}, which '
-                              'cannot go in a checkpoint: only tensors, dicts, lists, strings, '
-                              'numbers, booleans and None can; convert it in state_dict()')
-
-
-def _plain_key(key, where):
-    if isinstance(key, str):
-        return str(key)
-    if isinstance(key, int) and not isinstance(key, bool):
-        return int(key)
-    raise CheckpointSaveError(f'{where} has a key of type {type(key).__name__} ({key!r}); '
-                              'checkpoint keys must be strings')
-
-
-def digest(value):
-    """A CRC32 over every tensor's bytes and the shape of the rest, in traversal order."""
-    crc = 0
-    skeleton = []
-
-    def walk(v):
-        nonlocal crc
-        if isinstance(v, torch.Tensor):
-            t = v.detach()
-            if t.device.type != 'cpu':
-                t = t.cpu()
-            skeleton.append(['T', str(t.dtype), list(t.shape)])
-            if t.numel():
-                crc = zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy(), crc)
-        elif isinstance(v, dict):
-            skeleton.append(['D', len(v)])
-            for k, item in v.items():
-                skeleton.append(repr(k))
-                walk(item)
-        elif isinstance(v, (list, tuple)):
-            skeleton.append(['L', len(v)])
-            for item in v:
-                walk(item)
-        else:
-            skeleton.append(repr(v))
-
-    walk(value)
-    return zlib.crc32(json.dumps(skeleton).encode(), crc)
 
 
 def sniff(path):
