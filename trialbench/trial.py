@@ -479,7 +479,8 @@ class Trial:
                 raise TrialBusyError(f'trial {self.name!r} is running; evaluate after it ends')
             self._running = True
         try:
-            return self._validate(CallbackList(self.callbacks), key=data).snapshot()
+            record = self._validate(CallbackList(self.callbacks), key=data).snapshot()
+            return record if self._dist is None else self._dist.average(record)  # all ranks
         finally:
             self._release()
 
