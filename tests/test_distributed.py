@@ -172,9 +172,12 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_epoch_end():
 
         trial = simple_trial(guide_data(n=16, batch_size=4), distributed=True,
                              callbacks=[stop_on_rank_one])
+        trial.with_val_generator(guide_data(n=8, batch_size=4, seed=rank))
         trial.run(epochs=3)
-        return len(trial.history), trial.ledger[-1]['ended']
-    assert trialbench.launch(fn, nprocs=2, timeout=60) == [(1, 'stopped'), (1, 'stopped')]
+        return len(trial.history), trial.ledger[-1]['ended'], trial.evaluate()
+    first, second = trialbench.launch(fn, nprocs=2, timeout=60)
+    assert first[:2] == second[:2] == (1, 'stopped')
+    assert first[2] == second[2]  # evaluate() gives the mean over ranks on every rank
 
 
 def test_distributed_true_without_processes_says_how(no_torchrun_env, loader):
