@@ -1,0 +1,69 @@
+"""Dashboard cost: W2 trained with the live dashboard against without it, and the cost of
+one redraw at 10, 1,000 and 100,000 history points. Skipped where the dashboard is absent."""
+
+import statistics
+import time
+
+from .harness import interleave, summarize, verdict
+from .workloads import workloads
+
+__all__ = ['dashboard_factory', 'run_dashboard', 'redraw_ms']
+
+TARGET = 1.02
+
+
+def dashboard_factory():
+    """A function ``trial -> [Dashboard]`` rendering PNGs without a kernel, or the reason it
+    is unavailable as a string."""
+    try:
+        from trialbench.notebook.dashboard import Dashboard
+    except Exception as exc:
+        return f'trialbench.notebook.dashboard not importable ({type(exc).__name__}: {exc})'
+    return lambda trial: [Dashboard(trial)]
+
+
+def _history(n):
+    history = [{'epoch': i, 'loss': 1.0 / i, 'val_loss': 1.1 / i} for i in range(1, n + 1)]
+    xs = [i / 10 for i in range(n)]
+    running = {'loss': (xs, [1.0 / (1 + x) for x in xs])}
+    return history, running
+
+
+def redraw_ms(points, repeats):
+    """Median ms of one Plotter update + PNG render with ``points`` epochs and running values."""
+    from trialbench.notebook.plots import Plotter
+    history, running = _history(points)
+    ledger = [{'session': 'a', 'start_epoch': 1, 'end_epoch': points, 'target_epochs': points,
+               'ended': 'completed'}]
+    plotter = Plotter()
+    times = []
+    try:
+        for i in range(repeats + 1):
+            started = time.perf_counter()
+            plotter.update(history, ledger, running, f'bench: {points} points')
+            plotter.render()
+            if i:  # the first draw builds the panels
+                times.append((time.perf_counter() - started) * 1e3)
+    finally:
+        plotter.close()
+    return statistics.median(times)
+
+
+def run_dashboard(size, rounds, epochs, points=(10, 1000, 100000), repeats=5, warmup=1):
+    """The dashboard section: W2 with and without the dashboard, then redraw costs."""
+    import torch
+    from .loop import _trialbench
+    factory = dashboard_factory()
+    if isinstance(factory, str):
+        return {'title': 'Dashboard cost', 'skipped': factory}
+    torch.set_num_threads(1)
+    w = workloads(size, ['W2'])[0]
+    plain, dashed = _trialbench(w, epochs=epochs), _trialbench(w, factory, epochs=epochs)
+    rows = summarize(interleave(plain, {'trialbench+dashboard': dashed}, rounds, warmup))
+    row = rows['trialbench+dashboard']
+    row['target'] = TARGET
+    row['met'] = verdict(row['ratio'], TARGET)
+    row['met_cpu'] = verdict(row['cpu_ratio'], TARGET)
+    return {'title': 'Dashboard cost on W2 (baseline: trialbench, verbose=0)',
+            'workload': w.title, 'epochs': epochs, 'rows': rows,
+            'redraw_ms': {str(n): redraw_ms(n, repeats) for n in points}}
