@@ -106,9 +106,10 @@ def test_disk_full_on_write(saved, monkeypatch, fail_at):
     trial.run(2)
     monkeypatch.setattr(safeio, 'open', lambda *a, **k: FullDisk(open(*a, **k), fail_at),
                         raising=False)
-    with pytest.raises(CheckpointSaveError, match=re.escape(str(path))):
+    with pytest.raises(CheckpointSaveError, match=re.escape(str(path))) as info:
         trial.save(path)
     monkeypatch.undo()
+    assert 'No space left' in str(info.value)
     assert sha256(path) == before
     assert temps(path.parent) == []
     assert len(trialbench.load_checkpoint(path)['history']) == 1

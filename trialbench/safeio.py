@@ -89,6 +89,23 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+class _Guard:
+    """The temp file as seen by ``write``; remembers the first OS error a write raised."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
 def atomic_write(path, write):
     """Call ``write(fileobj)`` into a temp file beside ``path``, then move it into place.
 
@@ -97,13 +114,14 @@ def atomic_write(path, write):
     the previous file, if any, is untouched and no temporary file is left behind.
     """
     path = pathlib.Path(path)
-    temp = None
+    temp = guard = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stray_temps(path.parent)
         temp, f = _open_temp(path)
         with f:
-            write(f)
+            guard = _Guard(f)
+            write(guard)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
@@ -111,8 +129,9 @@ def atomic_write(path, write):
     except CheckpointSaveError:
         raise
     except Exception as exc:
-        raise CheckpointSaveError(f'could not write {path}: {_short(exc)}; any previous file '
-                                  'there is unchanged', path) from exc
+        cause = getattr(guard, 'error', None) or exc  # torch hides the OS error behind its own
+        raise CheckpointSaveError(f'could not write {path}: {_short(cause)}; any previous file '
+                                  'there is unchanged', path) from cause
     finally:
         if temp is not None:
             try:
