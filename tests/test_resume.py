@@ -6,8 +6,9 @@ without its own generator), dropout, and an augmentation that uses torch, numpy 
 part of the file before resuming and show the comparison then fails.
 """
 
-import json
 import random
+import re
+import threading
 import warnings
 
 import numpy as np
@@ -16,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from trialbench import Trial
-from trialbench.callbacks import Best, LRScheduler, MostRecent, on_end_epoch
+from trialbench import ArchitectureMismatchError, OptimizerMismatchError, Trial
+from trialbench.callbacks import (Best, LRScheduler, MostRecent, on_end_epoch,
+                                 on_step_training)
 
 from conftest import run_python
 
@@ -227,3 +229,161 @@ def test_cumulative_epochs_after_resume(tmp_path, capsys):
     trial.run(epochs=6)
     assert seen == [4, 5, 6]
     assert [r['epoch'] for r in trial.history] == [1, 2, 3, 4, 5, 6]
+
+
+def small_trial(*callbacks):
+    trial = build(False, *callbacks)
+    return trial, len(trial.train_generator)
+
+
+def test_mid_epoch_save_from_a_callback_restarts_that_epoch_once(tmp_path):
+    path, taken = tmp_path / 'mid.pt', {}
+
+    @on_step_training
+    def save_mid(state):
+        if state['epoch'] == 2 and state['batch'] == 2:
+            state['trial'].save(path)
+            taken.update({k: v.clone() for k, v in state['model'].state_dict().items()})
+            state['trial'].stop()
+
+    trial, steps = small_trial(save_mid)
+    trial.run(epochs=3)
+    saved = torch.load(path, weights_only=True)
+    assert saved['progress']['mid_epoch'] == {'epoch': 2, 'batch': 3, 'steps': steps}
+    assert len(saved['history']) == 1 and saved['ledger'][0]['end_epoch'] == 1
+    assert all(torch.equal(saved['model'][k], v) for k, v in taken.items())
+
+    resumed, _ = small_trial()
+    with pytest.warns(UserWarning, match=rf'saved during epoch 2 \(after batch 3 of {steps}\); '
+                                         'epoch 2 will restart from its beginning'):
+        resumed.load(path)
+    resumed.run(epochs=3)
+    assert [r['epoch'] for r in resumed.history] == [1, 2, 3]
+    assert [(s['start_epoch'], s['end_epoch']) for s in resumed.ledger] == [(1, 1), (2, 3)]
+
+
+def test_mid_epoch_save_from_another_thread_during_a_background_run(tmp_path):
+    path, reached, queued = tmp_path / 'clicked.pt', threading.Event(), threading.Event()
+
+    @on_step_training
+    def hold(state):  # holds the loop in epoch 1, batch 2 until the save is queued
+        if state['epoch'] == 1 and state['batch'] == 1:
+            reached.set()
+            assert queued.wait(60)
+
+    trial, steps = small_trial(hold)
+    trial.start(epochs=2)
+    assert reached.wait(60)
+    future = trial.save(path, wait=False)  # a Save click: taken at the next step boundary
+    queued.set()
+    assert future.result(timeout=60) == str(path)
+    trial.wait(timeout=60)
+    saved = torch.load(path, weights_only=True)
+    assert saved['progress']['mid_epoch'] == {'epoch': 1, 'batch': 2, 'steps': steps}
+    assert saved['history'] == [] and saved['ledger'][0]['ended'] == 'running'
+    assert len(trial.history) == 2  # training went on after the save
+
+
+def test_a_save_after_a_stop_mid_epoch_is_a_mid_epoch_save(tmp_path):
+    @on_step_training
+    def stop(state):
+        if state['epoch'] == 2 and state['batch'] == 0:
+            state['trial'].stop()
+
+    trial, steps = small_trial(stop)
+    trial.run(epochs=3)
+    trial.save(tmp_path / 'stopped.pt')
+    mid = torch.load(tmp_path / 'stopped.pt', weights_only=True)['progress']['mid_epoch']
+    assert mid == {'epoch': 2, 'batch': 1, 'steps': steps}
+    with pytest.warns(UserWarning, match='epoch 2 will restart'):
+        resumed = small_trial()[0].load(tmp_path / 'stopped.pt')
+    resumed.save(tmp_path / 'again.pt')  # still mid-epoch until epoch 2 is done again
+    assert torch.load(tmp_path / 'again.pt', weights_only=True)['progress']['mid_epoch'] == mid
+
+
+def test_a_save_at_an_epoch_end_is_not_mid_epoch(tmp_path):
+    path = tmp_path / 'end.pt'
+    small_trial(MostRecent(str(path)))[0].run(epochs=1)
+    assert torch.load(path, weights_only=True)['progress'] == {'epochs_done': 1,
+                                                                'mid_epoch': None}
+
+
+class Wider(Net):
+    def __init__(self, extra=False, hidden=16):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(8, hidden), torch.nn.ReLU(),
+                                        torch.nn.Dropout(0.3), torch.nn.Linear(hidden, 1))
+        if extra:
+            self.head = torch.nn.Linear(1, 1)
+
+
+@pytest.fixture
+def saved_file(tmp_path):
+    path = tmp_path / 'trial.pt'
+    build(False, MostRecent(str(path))).run(epochs=1)
+    return path
+
+
+def trial_for(model, optimizer=None):
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=0.02)
+    return Trial(model, optimizer=optimizer, criterion=F.binary_cross_entropy_with_logits,
+                 callbacks=[LRScheduler(torch.optim.lr_scheduler.StepLR(optimizer, 2))],
+                 verbose=0)
+
+
+@pytest.mark.parametrize('model, words', [
+    (Wider(extra=True), ['missing from the file: head.weight, head.bias']),
+    (Wider(hidden=12), ['shape mismatch: body.0.weight (file (16, 8), model (12, 8))']),
+])
+def test_architecture_mismatch_lists_the_keys(saved_file, model, words):
+    trial = trial_for(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ArchitectureMismatchError) as info:
+        trial.load(saved_file)
+    message = str(info.value)
+    assert str(saved_file) in message
+    assert all(w in message for w in words)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert trial.history == [] and trial.ledger == []
+
+
+def test_missing_layer_lists_unexpected_keys_and_strict_false_loads_with_a_warning(saved_file):
+    class Smaller(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(8, 16))
+
+        def forward(self, x):
+            return self.body(x)
+
+    model = Smaller()
+    with pytest.raises(ArchitectureMismatchError,
+                       match=r'unexpected in the file: body\.3\.weight, body\.3\.bias'):
+        Trial(model, verbose=0).load(saved_file)
+    with pytest.warns(UserWarning) as caught:
+        Trial(model, verbose=0).load(saved_file, strict=False)
+    assert any(re.search(r'strict=False: 0 missing .* 2 unexpected', str(w.message))
+               for w in caught)
+    saved = torch.load(saved_file, weights_only=True)['model']
+    assert torch.equal(model.body[0].weight, saved['body.0.weight'])
+
+
+def test_optimizer_class_mismatch_is_an_error_and_changes_nothing(saved_file):
+    model = Net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trial = trial_for(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(OptimizerMismatchError,
+                       match='saved with a Adam optimizer, but this trial uses SGD'):
+        trial.load(saved_file)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_optimizer_param_group_mismatch_is_an_error(saved_file):
+    model = Net()
+    groups = [{'params': model.body[0].parameters()},
+              {'params': model.body[3].parameters(), 'lr': 0.001}]
+    trial = trial_for(model, torch.optim.Adam(groups, lr=0.02))
+    with pytest.raises(OptimizerMismatchError, match=r'1 parameter group\(s\) of sizes \[4\], '
+                                                     r'but this trial.s optimizer has 2'):
+        trial.load(saved_file)
+    assert trial.optimizer.state == {} and trial.history == []

@@ -1,12 +1,23 @@
 """Capture and restore every random stream a training run draws from, as plain data."""
 
+import os
 import random
 import sys
 import warnings
 
 import torch
 
-__all__ = ['capture', 'restore', 'loader_generators']
+__all__ = ['capture', 'restore', 'loader_generators', 'warn_user']
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message):
+    """Warn with the location of the first caller outside trialbench (the user's line)."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def loader_generators(loader):
@@ -26,7 +37,7 @@ def loader_generators(loader):
 
 
 def capture(loader=None):
-    """The state of torch (CPU and each CUDA device), ``random``, numpy and the loader's generators."""
+    """The state of torch (CPU and each CUDA device), ``random``, numpy and the loader generators."""
     version, internal, gauss = random.getstate()
     out = {
         'torch': torch.get_rng_state(),
@@ -56,12 +67,11 @@ def restore(saved, loader=None):
             for i, st in enumerate(cuda[:torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(st, i)
             if len(cuda) > torch.cuda.device_count():
-                warnings.warn(f'the checkpoint has random state for {len(cuda)} CUDA devices, this '
-                              f'machine has {torch.cuda.device_count()}; the rest is skipped',
-                              stacklevel=3)
+                warn_user(f'the checkpoint has random state for {len(cuda)} CUDA devices, this '
+                          f'machine has {torch.cuda.device_count()}; the rest is skipped')
         else:
-            warnings.warn('the checkpoint holds CUDA random state but CUDA is not available; '
-                          'GPU random streams will differ from the original run', stacklevel=3)
+            warn_user('the checkpoint holds CUDA random state but CUDA is not available; '
+                      'GPU random streams will differ from the original run')
     py = saved.get('python')
     if py is not None:
         random.setstate((py['version'], tuple(py['internal']), py['gauss']))
@@ -80,15 +90,13 @@ def restore(saved, loader=None):
         if name in gens:
             gens[name].set_state(st)
         else:
-            warnings.warn(f'the checkpoint holds the state of a data loader generator ({name}) '
-                          'that the current training loader does not have; its order will differ',
-                          stacklevel=3)
+            warn_user(f'the checkpoint holds the state of a data loader generator ({name}) '
+                      'that the current training loader does not have; its order will differ')
     for name in gens:
         if name not in states:
             _differs(f'the training loader\'s own generator ({name})')
 
 
 def _differs(stream):
-    warnings.warn(f'the checkpoint holds no state for {stream} random numbers; that stream '
-                  'starts from its current state and will differ from the original run',
-                  stacklevel=4)
+    warn_user(f'the checkpoint holds no state for {stream} random numbers; that stream '
+              'starts from its current state and will differ from the original run')

@@ -7,8 +7,8 @@ file) travels in the checkpoint, so a resumed ``Best`` never overwrites a better
 
 import os
 import string
-import warnings
 
+from .. import rng
 from ..checkpoint import save_params, save_trial
 from ..errors import TrialConfigError
 from ..state import METRICS, TRIAL
@@ -119,9 +119,9 @@ class Best(Checkpointer):
     def load_state_dict(self, state_dict):
         saved = (state_dict.get('monitor'), state_dict.get('mode'))
         if saved != (self.monitor, self.mode):
-            warnings.warn(f'{self.state_key} was saved watching {saved[0]!r} ({saved[1]}), now '
+            rng.warn_user(f'{self.state_key} was saved watching {saved[0]!r} ({saved[1]}), now '
                           f'it watches {self.monitor!r} ({self.mode}); its best value starts '
-                          'afresh', stacklevel=2)
+                          'afresh')
             super().load_state_dict(state_dict)
             return
         super().load_state_dict(state_dict)
