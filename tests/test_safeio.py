@@ -109,7 +109,7 @@ def test_disk_full_on_write(saved, monkeypatch, fail_at):
     with pytest.raises(CheckpointSaveError, match=re.escape(str(path))) as info:
         trial.save(path)
     monkeypatch.undo()
-    assert 'No space left' in str(info.value)
+    assert 'No space left' in str(info.value) and info.value.errno == errno.ENOSPC
     assert sha256(path) == before
     assert temps(path.parent) == []
     assert len(trialbench.load_checkpoint(path)['history']) == 1
@@ -128,7 +128,8 @@ def test_disk_full_on_fsync(saved, monkeypatch):
     with pytest.raises(CheckpointSaveError, match='No space left') as info:
         trial.save(path)
     monkeypatch.setattr(os, 'fsync', real_fsync)
-    assert info.value.path == str(path)
+    assert info.value.path == info.value.filename == str(path)
+    assert info.value.errno == errno.ENOSPC
     assert sha256(path) == before
     assert temps(path.parent) == []
 

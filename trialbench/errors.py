@@ -1,5 +1,7 @@
 """Errors trialbench raises: each says what was wrong and what to do."""
 
+import errno as _errno
+
 __all__ = [
     'TrialError', 'TrialConfigError', 'TrialBusyError', 'CriterionShapeError',
     'CheckpointError', 'CheckpointSaveError', 'CheckpointCorruptError', 'CheckpointNotFoundError',
@@ -31,9 +33,20 @@ class CheckpointError(Exception):
         super().__init__(message)
         self.path = None if path is None else str(path)
 
+    def __str__(self):
+        return str(self.args[0]) if self.args else ''
+
 
 class CheckpointSaveError(CheckpointError, OSError):
-    """A checkpoint could not be written; any previous file is untouched."""
+    """A checkpoint could not be written; any previous file is untouched.
+
+    ``errno`` is the operating system's error number (e.g. ``errno.ENOSPC``) when the disk
+    refused the write, else None; ``filename`` is the checkpoint's path.
+    """
+
+    def __init__(self, message, path=None, errno=None):
+        super().__init__(message, path)
+        self.errno, self.filename = errno, self.path
 
 
 class CheckpointCorruptError(CheckpointError):
@@ -42,6 +55,10 @@ class CheckpointCorruptError(CheckpointError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint file where one was asked for."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message, path)
+        self.errno, self.filename = _errno.ENOENT, self.path
 
 
 class WrongFormatError(CheckpointError):

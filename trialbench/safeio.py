@@ -131,7 +131,8 @@ def atomic_write(path, write):
     except Exception as exc:
         cause = getattr(guard, 'error', None) or exc  # torch hides the OS error behind its own
         raise CheckpointSaveError(f'could not write {path}: {_short(cause)}; any previous file '
-                                  'there is unchanged', path) from cause
+                                  'there is unchanged', path, getattr(cause, 'errno', None)) \
+            from cause
     finally:
         if temp is not None:
             try:
@@ -143,7 +144,7 @@ def atomic_write(path, write):
     except OSError as exc:
         raise CheckpointSaveError(f'{path} was written, but its directory could not be synced '
                                   f'to disk ({_short(exc)}), so it may not survive a power cut; '
-                                  'save again once the disk is healthy', path) from exc
+                                  'save again once the disk is healthy', path, exc.errno) from exc
     return path
 
 
