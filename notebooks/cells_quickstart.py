@@ -88,7 +88,7 @@ trial.with_train_generator(train_loader).with_val_generator(val_loader)
     ('markdown', r'''
 ## Train in the background
 
-`trial.start(epochs=15)` trains on a worker thread and returns at once, so the kernel stays
+`trial.start(epochs=20)` trains on a worker thread and returns at once, so the kernel stays
 free. The dashboard below draws the curves while training runs, and its buttons answer
 within a second:
 
@@ -98,7 +98,7 @@ within a second:
 - **Resume** continues from the newest checkpoint, to the epoch count in its field.
 '''),
     ('code', r'''
-trial.start(epochs=15)
+trial.start(epochs=20)
 '''),
     ('markdown', r'''
 `await trial.wait_async()` waits for the run to end while keeping the kernel free, so the
@@ -125,15 +125,15 @@ with torch.no_grad():
 ## The `%trial` magic
 
 `%load_ext trialbench` adds `%trial VERB`, which acts on the trial used last (`-t NAME` picks
-another trial variable). `%trial?` lists the verbs. Epoch counts are totals: `run 25`
-continues in the background until 25 epochs are done in all.
+another trial variable). `%trial?` lists the verbs. Epoch counts are totals: `run 30`
+continues in the background until 30 epochs are done in all.
 '''),
     ('code', r'''
 %load_ext trialbench
 %trial status
 '''),
     ('code', r'''
-%trial run 25
+%trial run 30
 '''),
     ('markdown', r'''
 `%trial wait` blocks until the run ends (the buttons answer again afterwards). Then the

@@ -126,22 +126,22 @@ def test_quickstart_runs_headless_with_the_demo_script(tmp_path, kernel_env):
     assert (out / 'dashboard.png').read_bytes().startswith(PNG)
 
     # the background run drew a dashboard with its buttons, kept in the saved widget state
-    start = cell_with(nb, 'trial.start(epochs=15)')
+    start = cell_with(nb, 'trial.start(epochs=20)')
     assert dashboards(start) and dashboards(start)[0]['data']['image/png']
     state = nb.metadata['widgets'][WIDGET_STATE]['state']
     classes = {cls for m in state.values() for cls in m['state'].get('_dom_classes', ())}
     assert {'tb-save', 'tb-resume', 'tb-export', 'tb-stop', 'tb-status', 'tb-plot'} <= classes
 
-    # the trial trained to 15, then %trial run 25 continued it; the files are real
+    # the trial trained to 20, then %trial run 30 continued it; the files are real
     final = load(out / 'checkpoints' / 'quickstart-final.pt')
-    assert [r['epoch'] for r in final['history']] == list(range(1, 26))
+    assert [r['epoch'] for r in final['history']] == list(range(1, 31))
     assert {'loss', 'accuracy', 'hidden_mean', 'val_loss', 'val_accuracy'} <= set(
         final['history'][-1])
     assert [(s['start_epoch'], s['end_epoch'], s['ended']) for s in final['ledger']] == [
-        (1, 15, 'completed'), (16, 25, 'completed')]
+        (1, 20, 'completed'), (21, 30, 'completed')]
     assert final['history'][-1]['val_accuracy'] > 0.9  # the spirals are learnt
     assert (out / 'checkpoints' / 'quickstart-params.safetensors').exists()
-    assert ' 16-25 ' in text_of(cell_with(nb, '%trial ledger'))
+    assert ' 21-30 ' in text_of(cell_with(nb, '%trial ledger'))
 
 
 @pytest.mark.slow
