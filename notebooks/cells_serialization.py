@@ -102,8 +102,9 @@ print(len(history), 'epochs in the history')
 '''),
     ('markdown', r'''
 Every checkpoint also carries a **ledger**: one record per run segment, saying which
-session ran which epochs, toward which target, and how the segment ended. After a kernel
-restart the ledger shows a second session (see `restart_and_resume.ipynb`).
+session ran which epochs, toward which target, and how the segment ended. The first
+segment reads `running`: `Best` wrote the file during that run, before it ended. After a
+kernel restart the ledger shows a second session (see `restart_and_resume.ipynb`).
 '''),
     ('code', r'''
 print(format_ledger(trial.ledger))
