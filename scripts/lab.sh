@@ -17,6 +17,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$setup" = 1 ] && scripts/setup.sh
+[ -x .venv/bin/jupyter-lab ] || { echo "lab.sh: .venv/bin/jupyter-lab is missing; run scripts/setup.sh (or drop --no-setup)" >&2; exit 1; }
 
 py=.venv/bin/python
 if [ -z "$port" ]; then
