@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from trialbench.__main__ import main
 from trialbench.callbacks import MostRecent
 
 from conftest import ROOT, guide_data, guide_trial
@@ -53,12 +54,18 @@ def test_inspect_params_only_export(files):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('which, words', [('garbage', 'is not a checkpoint'),
-                                          ('missing', 'does not exist')])
-def test_inspect_bad_file_exits_non_zero_with_one_line(files, which, words):
-    done = inspect(files[which])
+def test_inspect_bad_file_exits_non_zero_with_one_line(files):
+    done = inspect(files['garbage'])
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ')
-    assert str(files[which]) in lines[0] and words in lines[0]
+    assert str(files['garbage']) in lines[0] and 'is not a checkpoint' in lines[0]
     assert 'Traceback' not in done.stderr and done.stdout == ''
+
+
+def test_inspect_missing_file_in_process(files, capsys):
+    assert main(['inspect', str(files['missing'])]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    assert captured.err.strip() == (f'error: no checkpoint at {files["missing"]}: the file '
+                                    'does not exist')

@@ -8,6 +8,7 @@ part of the file before resuming and show the comparison then fails.
 
 import random
 import re
+import shutil
 import threading
 import warnings
 
@@ -122,12 +123,14 @@ def three_epoch_files(tmp_path_factory):
     """One fresh process trains 3 epochs of each configuration with its checkpointer."""
     folder = tmp_path_factory.mktemp('first')
     done = run_python(f'''
-from test_resume import build, checkpointer
+from test_resume import build, checkpointer, MostRecent
 build(True, checkpointer('MostRecent', {str(folder / 'own' / 'trial.pt')!r})).run(epochs=3)
 build(False, checkpointer('Best', {str(folder / 'shared' / 'trial.pt')!r})).run(epochs=3)
+build(False, MostRecent({str(folder / 'chain' / 'chain.pt')!r})).run(epochs=2)
 ''')
     assert done.returncode == 0, done.stderr
-    return {True: folder / 'own' / 'trial.pt', False: folder / 'shared' / 'trial.pt'}
+    return {True: folder / 'own' / 'trial.pt', False: folder / 'shared' / 'trial.pt',
+            'chain': folder / 'chain' / 'chain.pt'}
 
 
 def resumed_part(own_generator, kind, first, path, out, drops=()):
@@ -181,11 +184,9 @@ def test_six_epochs_equal_three_plus_three_across_processes(tmp_path, three_epoc
 
 
 @pytest.mark.slow
-def test_chained_two_plus_two_plus_two_in_three_processes(tmp_path):
-    path = tmp_path / 'chain.pt'
-    done = run_python(f'from test_resume import build, MostRecent\n'
-                      f'build(False, MostRecent({str(path)!r})).run(epochs=2)')
-    assert done.returncode == 0, done.stderr
+def test_chained_two_plus_two_plus_two_in_three_processes(tmp_path, three_epoch_files):
+    path = tmp_path / 'chain.pt'  # the first 2 epochs were trained in the fixture's process
+    shutil.copyfile(three_epoch_files['chain'], path)
     for target in (4, 6):
         done = run_python(f'''
 from test_resume import build, MostRecent
