@@ -158,6 +158,8 @@ def test_launch_reports_the_failing_rank():
     with pytest.raises(RuntimeError, match='rank 1 of 2 failed') as info:
         trialbench.launch(fn, nprocs=2, timeout=60)
     assert 'ValueError: rank one cannot go on' in str(info.value)
+    with pytest.raises(RuntimeError, match='cannot be sent back.*trial.history'):
+        trialbench.launch(lambda: (lambda: None), nprocs=1, timeout=60)
     assert trialbench.launch(lambda: os.environ['WORLD_SIZE'], nprocs=2) == ['2', '2']
 
 
@@ -183,7 +185,7 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_epoch_end():
 def test_distributed_true_without_processes_says_how(no_torchrun_env, loader):
     with pytest.raises(TrialConfigError, match='torchrun --nproc_per_node=N.*launch'):
         simple_trial(loader, distributed=True)
-    with pytest.raises(TrialConfigError, match="False, True or 'auto'"):
+    with pytest.raises(TrialConfigError, match="False, True, 'auto' or a dict"):
         simple_trial(loader, distributed='yes')
 
 
@@ -220,6 +222,13 @@ def test_world_of_one_checkpoint_round_trip(world_of_one, tmp_path, loader):
                                                  trial.model.state_dict().values()))
     with pytest.warns(UserWarning, match='every rank reads all of it'):
         assert shard_loader([1, 2], 0, 1) == [1, 2]
+
+
+def test_ddp_options_reach_the_wrapper(world_of_one, loader):
+    trial = simple_trial(loader, distributed={'find_unused_parameters': True})
+    trial.run(epochs=1)
+    assert isinstance(trial._dist.net, torch.nn.parallel.DistributedDataParallel)
+    assert trial._dist.net.find_unused_parameters and trial._dist.net.module is trial.model
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')

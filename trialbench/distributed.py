@@ -69,10 +69,15 @@ def attach(distributed):
     """The :class:`Distributed` helper for ``Trial(distributed=...)``, or None for a plain trial.
 
     ``True`` needs a process group (or torchrun's environment to start one); ``'auto'`` turns
-    distribution on only when one of those is there.
+    distribution on only when one of those is there. A dict is ``True`` with keyword arguments
+    for ``DistributedDataParallel``, e.g. ``{'find_unused_parameters': True}``.
     """
-    if distributed not in (True, 'auto'):
-        raise TrialConfigError(f"distributed must be False, True or 'auto', got {distributed!r}")
+    options = {}
+    if isinstance(distributed, dict):
+        options, distributed = dict(distributed), True
+    if distributed is not True and distributed != 'auto':
+        raise TrialConfigError(f"distributed must be False, True, 'auto' or a dict of "
+                               f"DistributedDataParallel options, got {distributed!r}")
     if not dist.is_available():
         if distributed == 'auto':
             return None
@@ -87,7 +92,7 @@ def attach(distributed):
                 '`torchrun --nproc_per_node=N script.py`, call trialbench.launch(fn, nprocs=N) '
                 "from a notebook, or use distributed='auto' to train in one process here")
         _init_group()
-    return Distributed()
+    return Distributed(options)
 
 
 def _backend_for(device_type):
@@ -108,7 +113,8 @@ class Distributed(Callback):
     loaders, ``on_start_epoch`` calls ``set_epoch`` on the samplers.
     """
 
-    def __init__(self):
+    def __init__(self, options=None):
+        self.options = dict(options or {})
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
         self.net = None
@@ -132,7 +138,8 @@ class Distributed(Callback):
         model, device = trial.model, _model_device(trial.model)
         if self._wrapped != (id(model), device):
             # DDP broadcasts rank 0's parameters and buffers, so every rank starts equal
-            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None)
+            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None,
+                                                                 **self.options)
             self._wrapped = (id(model), device)
         for key in ('train', 'val'):
             if trial._data.get(key) is not None:

@@ -10,6 +10,7 @@ with one intra-op thread, as under torchrun's default.
 
 import io
 import os
+import pickle
 import socket
 import sys
 import threading
@@ -101,6 +102,11 @@ def _child(fn, args, kwargs, env, write_fd, results):
     rank = int(env['RANK'])
     try:
         value = fn(*args, **kwargs)
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise TypeError(f'the value fn returned on rank {rank} cannot be sent back to the '
+                            f'caller ({exc}); return plain data such as trial.history') from None
         results.put((rank, True, value))
     except BaseException:
         results.put((rank, False, traceback.format_exc()))
