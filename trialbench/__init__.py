@@ -18,7 +18,7 @@ from .launch import launch
 
 __all__ = [
     '__version__', 'Trial', 'state_key', 'StateKey', 'State', 'load_checkpoint', 'launch',
-    'load_ipython_extension',
+    'load_ipython_extension', 'unload_ipython_extension',
     'TrialError', 'TrialConfigError', 'TrialBusyError', 'CriterionShapeError',
     'CheckpointError', 'CheckpointSaveError', 'CheckpointCorruptError', 'CheckpointNotFoundError',
     'WrongFormatError', 'UnsupportedFormatVersion', 'UnsafeCheckpointError',
@@ -30,3 +30,9 @@ def load_ipython_extension(ipython):
     """``%load_ext trialbench``: register the ``%trial`` magic."""
     from .notebook.magics import load_ipython_extension as load
     load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext trialbench``: remove the ``%trial`` magic."""
+    from .notebook.magics import unload_ipython_extension as unload
+    unload(ipython)
