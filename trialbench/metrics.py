@@ -1,4 +1,4 @@
-"""Metrics: per-batch values accumulated on the device, turned into floats only when read.
+"""Metrics: per-batch values summed without a device sync, read as floats when asked.
 
 A metric is named by a string (``'loss'``, ``'accuracy'``, ``'lr'``) or is a
 :class:`~trialbench.state.StateKey`, which tracks the value the model or a callback wrote
@@ -97,32 +97,36 @@ def make_metric(spec):
 
 
 class _Mean:
-    """A running mean whose sum stays a tensor on its device until read."""
+    """A running mean. Values on an accelerator are summed into a tensor on their device
+    (no sync per batch); CPU scalars are read into a float, cheaper than any tensor op."""
 
-    __slots__ = ('total', 'count')
+    __slots__ = ('total', 'fsum', 'count')
 
     def __init__(self):
         self.total = None
+        self.fsum = 0.0
         self.count = 0
 
     def add(self, value):
         if isinstance(value, torch.Tensor):
-            value = value.detach()
-            if value.numel() != 1:
-                value = value.float().mean()
-            if self.total is None or not isinstance(self.total, torch.Tensor):
-                base = self.total or 0.0
-                self.total = value.to(torch.float32, copy=True) + base
+            if value.is_cpu and value.numel() == 1:
+                self.fsum += value.item()
             else:
-                self.total.add_(value)
+                value = value.detach()
+                if value.numel() != 1:
+                    value = value.float().mean()
+                if self.total is None:
+                    self.total = value.to(torch.float32, copy=True)
+                else:
+                    self.total.add_(value)
         else:
-            self.total = (self.total if self.total is not None else 0.0) + value
+            self.fsum += value
         self.count += 1
 
     def mean(self):
         if not self.count:
             return None
-        total = self.total.item() if isinstance(self.total, torch.Tensor) else self.total
+        total = self.fsum if self.total is None else self.fsum + self.total.item()
         return float(total) / self.count
 
 
