@@ -4,6 +4,7 @@ stray temps, concurrent saves, awkward paths and unwritable directories."""
 import errno
 import hashlib
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -154,10 +155,23 @@ def test_directory_fsync_failure_says_the_file_was_written(saved, monkeypatch):
     assert len(trialbench.load_checkpoint(path)['history']) == 2
 
 
-def test_temp_lives_beside_target_not_in_tmpdir(tmp_path, monkeypatch):
-    other = tmp_path / 'elsewhere'
-    other.mkdir()
+@pytest.fixture
+def other_tmpdir(tmp_path):
+    """An empty folder for TMPDIR, on another filesystem (/dev/shm) where there is one."""
+    shm = '/dev/shm'
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        folder = tempfile.mkdtemp(prefix='trialbench-', dir=shm)
+        yield pathlib.Path(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        (tmp_path / 'elsewhere').mkdir()
+        yield tmp_path / 'elsewhere'
+
+
+def test_temp_lives_beside_target_not_in_tmpdir(tmp_path, monkeypatch, other_tmpdir):
+    other = other_tmpdir
     target = tmp_path / 'runs' / 'ckpt.pt'
+    trial = small_trial()  # before TMPDIR moves: torch's first optimizer may cache there
     monkeypatch.setenv('TMPDIR', str(other))
     monkeypatch.setattr(tempfile, 'tempdir', None)
     moves = []
@@ -168,7 +182,6 @@ def test_temp_lives_beside_target_not_in_tmpdir(tmp_path, monkeypatch):
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, 'replace', replace)
-    trial = small_trial()
     trial.save(target)
     trial.export(tmp_path / 'runs' / 'model.safetensors')
     assert len(moves) == 3  # checkpoint, export, its JSON
