@@ -9,8 +9,9 @@ environment variables are set. Then:
   stays the plain module, so checkpoints hold unwrapped parameters) and the train and
   validation DataLoaders are rebuilt with a ``DistributedSampler``, whose ``set_epoch`` is
   called every epoch;
-* epoch metrics are averaged across ranks before they reach the history, and a stop asked
-  on any rank at an epoch end stops every rank;
+* epoch metrics (and ``evaluate()``) are averaged across ranks before they reach the
+  history; a stop asked on any rank (``trial.stop()``, a callback) takes effect at the end
+  of the epoch, on every rank together, so no rank waits for one that left;
 * rank 0 alone writes checkpoints, then all ranks meet at a barrier; every rank's random
   state travels in the checkpoint;
 * rank 0 alone shows progress.
