@@ -35,6 +35,7 @@ def test_filepath_fields_fill_from_epoch_and_metrics(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f'model.{r["epoch"]:02d}-{r["loss"]:.2f}.pt' for r in trial.history]
     assert torch.load(tmp_path / names[1], weights_only=True)['history'] == trial.history
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / names[1]) == []
 
 
 def test_filepath_field_the_trial_does_not_record_is_a_clear_error(tmp_path):

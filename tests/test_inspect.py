@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from trialbench.__main__ import main
+from trialbench.inspection import main
 from trialbench.callbacks import MostRecent
 
 from conftest import ROOT, guide_data, guide_trial

@@ -164,7 +164,7 @@ def test_six_epochs_equal_three_plus_three_across_processes(tmp_path, three_epoc
     assert exact['warnings'] == []
     assert len(exact['history']) == 6 and exact['history'][-1]['epoch'] == 6
     assert all(torch.equal(exact['params'][k], v) for k, v in ref['params'].items())
-    assert exact['history'] == ref['history']
+    assert exact['history'] == ref['history'], (exact['history'], ref['history'])
     # the learning rate halved every 2 epochs, and the resumed run kept to that schedule
     assert [r['lr'] for r in exact['history']] == pytest.approx(
         [0.02, 0.02, 0.01, 0.01, 0.005, 0.005])

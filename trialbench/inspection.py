@@ -1,13 +1,16 @@
 """What a checkpoint file holds, as text: ``python -m trialbench inspect FILE``."""
 
+import argparse
 import os
+import sys
 
 import torch
 
 from .checkpoint import load_checkpoint
+from .errors import CheckpointError
 from .history import format_ledger
 
-__all__ = ['describe', 'describe_text', 'human_size']
+__all__ = ['describe', 'describe_text', 'human_size', 'main']
 
 
 def human_size(n):
@@ -94,3 +97,20 @@ def describe_text(path):
         lines.append('ledger:')
         lines.extend('  ' + row for row in format_ledger(info['ledger']).splitlines())
     return '\n'.join(lines)
+
+
+def main(argv=None):
+    """The command line; returns the exit status (0 on success, 1 for a bad file)."""
+    parser = argparse.ArgumentParser(prog='python -m trialbench',
+                                     description='Look into trialbench checkpoint files.')
+    commands = parser.add_subparsers(dest='command', required=True)
+    inspect = commands.add_parser('inspect', help='show what a checkpoint file holds')
+    inspect.add_argument('file', help='a full checkpoint or a params-only file')
+    args = parser.parse_args(argv)
+    try:
+        text = describe_text(args.file)
+    except CheckpointError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    print(text)
+    return 0
