@@ -17,7 +17,7 @@ PRESETS = {
     'tiny': dict(size='tiny', rounds=1, warmup=0, dash_epochs=1, points=(10, 1000),
                  repeats=1, sizes=(0.05,), import_runs=1, notebook=False),
     'quick': dict(size='quick', rounds=3, warmup=1, dash_epochs=1, points=(10, 1000, 100000),
-                  repeats=3, sizes=(1,), import_runs=11, notebook=False),
+                  repeats=3, sizes=(1,), import_runs=5, notebook=False),
     'full': dict(size='full', rounds=7, warmup=1, dash_epochs=3, points=(10, 1000, 100000),
                  repeats=5, sizes=(1, 25), import_runs=11, notebook=True),
 }

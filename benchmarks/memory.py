@@ -1,5 +1,7 @@
 """Peak resident memory of one call, from the kernel's high-water mark (Linux only)."""
 
+import ctypes
+import gc
 import re
 
 __all__ = ['peak_extra_mb']
@@ -16,6 +18,11 @@ def peak_extra_mb(fn):
     Uses ``/proc/self/clear_refs`` to reset the high-water mark; returns None where that is
     not available (not Linux, or not permitted).
     """
+    gc.collect()
+    try:  # hand freed heap memory back first, or "before" would include it
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')

@@ -62,7 +62,7 @@ def _classes(n, batch_size):
 
 
 #: Samples per workload for each size preset: (W1, W2, W3).
-SIZES = {'tiny': (40, 640, 256), 'quick': (600, 20000, 3840), 'full': (2000, 20000, 12800)}
+SIZES = {'tiny': (40, 640, 256), 'quick': (300, 6400, 1280), 'full': (2000, 20000, 12800)}
 
 
 def workloads(size='full', only=None):
