@@ -19,6 +19,10 @@ class EarlyStopping(Monitor):
         self.patience = patience
         self.wait = 0
 
+    @property
+    def state_key(self):
+        return f'EarlyStopping[{self.monitor}]'
+
     def on_end_epoch(self, state):
         value = self.current(state)
         if self.improved(value):
