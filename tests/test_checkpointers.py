@@ -119,7 +119,7 @@ def test_callback_in_the_file_but_not_in_the_trial_warns(tmp_path):
     messages = [str(w.message) for w in caught]
     assert any("callback 'Best[best.{epoch}.pt]', which this trial does not have" in m
                for m in messages)
-    assert any("callback 'EarlyStopping', which this trial does not have" in m
+    assert any("callback 'EarlyStopping[score]', which this trial does not have" in m
                for m in messages)
 
 
@@ -127,7 +127,7 @@ def test_callback_states_are_keyed_by_stable_names(tmp_path):
     trial, _, _ = make(tmp_path)
     trial.run(epochs=1)
     saved = torch.load(tmp_path / 'last.pt', weights_only=True)['callbacks']
-    assert set(saved) == {'FunctionCallback[scorer.<locals>.score]', 'Best[best.{epoch}.pt]', 'EarlyStopping',
+    assert set(saved) == {'FunctionCallback[scorer.<locals>.score]', 'Best[best.{epoch}.pt]', 'EarlyStopping[score]',
                           'MostRecent[last.pt]'}
     assert saved['Best[best.{epoch}.pt]'] == {
         'last_path': str(tmp_path / 'best.1.pt'), 'best': 3.0, 'monitor': 'score',
