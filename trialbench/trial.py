@@ -19,7 +19,7 @@ from .metrics import MetricSet, make_metric
 from .state import (BATCH, CRITERION, DATA, DEVICE, EPOCH, HISTORY, LOSS, MAX_EPOCHS, METRICS,
                     MODEL, OPTIMIZER, STEPS, STOP_TRAINING, TRIAL, X, Y_PRED, Y_TRUE, State)
 
-__all__ = ['Trial']
+__all__ = ['Trial', 'takes_state']
 
 
 def takes_state(model):
@@ -335,13 +335,13 @@ class Trial:
         model.train()
         self._train_metrics = train_metrics = MetricSet(self.metrics)
         state[DATA], state[METRICS] = 'train', train_metrics
+        loader, steps = self._batches('train')
+        state[STEPS] = steps
         callbacks.fire('on_start_epoch', state)
         callbacks.fire('on_start_training', state)
         on_sample, on_forward, on_criterion, on_backward, on_step = (
             callbacks.hooks(e) for e in TRAIN_STEP_EVENTS)
         optimizer, device, stop = self.optimizer, state[DEVICE], self._stop
-        loader, steps = self._batches('train')
-        state[STEPS] = steps
         epoch = state[EPOCH]
         for index, batch in enumerate(loader):
             state[BATCH] = index
