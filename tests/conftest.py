@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -8,6 +9,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from trialbench import Trial, state_key
+from trialbench.callbacks import Callback
+from trialbench.state import BATCH, EPOCH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOCK = state_key('mock')
@@ -33,6 +36,23 @@ class BetterSignatureModel(BasicModel):
         if state is not None:
             state[MOCK] = torch.sum(x)
         return torch.sigmoid(self.linear2(x))
+
+
+class Gate(Callback):
+    """Holds the training loop at one batch until the test lets it go."""
+
+    def __init__(self, epoch, batch):
+        self.at = (epoch, batch)
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    @property
+    def state_key(self):
+        return 'Gate'
+
+    def on_step_training(self, state):
+        if (state[EPOCH], state[BATCH]) == self.at:
+            self.reached.set()
+            self.release.wait(60)
 
 
 def guide_data(n=100, batch_size=1, seed=0):

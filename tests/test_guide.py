@@ -6,7 +6,7 @@ import pytest
 from trialbench import load_checkpoint, state_key
 from trialbench.callbacks import Best
 
-from conftest import MOCK, BasicModel, BetterSignatureModel, guide_data, guide_trial, run_python
+from conftest import BasicModel, BetterSignatureModel, guide_data, guide_trial, run_python
 
 
 def test_state_key_identity_survives_redefinition():

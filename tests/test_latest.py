@@ -1,34 +1,15 @@
 """Trial.save's default path, Trial.resume from the newest valid checkpoint, Trial.status."""
 
 import os
-import threading
 
 import pytest
 import torch
 
-from conftest import guide_data, guide_trial, run_python
+from conftest import Gate, guide_data, guide_trial, run_python
 from trialbench import (CheckpointNotFoundError, TrialBusyError, TrialConfigError,
                         WrongFormatError, load_checkpoint)
-from trialbench.callbacks import Callback, MostRecent
+from trialbench.callbacks import MostRecent
 from trialbench.latest import candidates, rank
-from trialbench.state import BATCH, EPOCH
-
-
-class Gate(Callback):
-    """Holds the training loop at one batch until the test lets it go."""
-
-    def __init__(self, epoch, batch):
-        self.at = (epoch, batch)
-        self.reached, self.release = threading.Event(), threading.Event()
-
-    @property
-    def state_key(self):
-        return 'Gate'
-
-    def on_step_training(self, state):
-        if (state[EPOCH], state[BATCH]) == self.at:
-            self.reached.set()
-            self.release.wait(60)
 
 
 def trial_for(name='t', callbacks=(), n=20):

@@ -1,34 +1,14 @@
 """The %trial magic under a real IPython InteractiveShell: every verb and every bad input."""
 
 import os
-import threading
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import guide_data, guide_trial
+from conftest import Gate, guide_data, guide_trial
 from trialbench import load_checkpoint
-from trialbench.callbacks import Callback
 from trialbench.notebook import magics
-from trialbench.state import BATCH, EPOCH
-
-
-class Gate(Callback):
-    """Holds the training loop at one batch until the test lets it go."""
-
-    def __init__(self, epoch, batch):
-        self.at = (epoch, batch)
-        self.reached, self.release = threading.Event(), threading.Event()
-
-    @property
-    def state_key(self):
-        return 'Gate'
-
-    def on_step_training(self, state):
-        if (state[EPOCH], state[BATCH]) == self.at:
-            self.reached.set()
-            self.release.wait(60)
 
 
 def make_trial(name='t', callbacks=()):

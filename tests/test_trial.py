@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from trialbench import (CriterionShapeError, Trial, TrialBusyError, TrialConfigError, state_key)
 from trialbench.callbacks import Callback, on_step_training
 
-from conftest import BetterSignatureModel, guide_data, guide_trial, run_python
+from conftest import BetterSignatureModel, guide_data, guide_trial
 
 
 def test_epochs_are_cumulative(capsys, loader):
