@@ -4,10 +4,10 @@ import os
 import tempfile
 
 from .harness import interleave, summarize, verdict
-from .peers import PEERS, peer_runner
+from .peers import peer_runner
 from .workloads import hand_loop, workloads
 
-__all__ = ['run_loop']
+__all__ = ['run_loop', 'variants_for']
 
 
 def _baseline(w):

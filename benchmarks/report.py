@@ -3,7 +3,7 @@
 import json
 import os
 
-__all__ = ['print_report', 'write_json', 'write_chart']
+__all__ = ['print_report', 'targets', 'write_json', 'write_chart']
 
 
 def _f(value, fmt):
@@ -65,9 +65,40 @@ def print_report(results):
     imp = results.get('import')
     if imp:
         out.append(f"== {imp['title']}")
-        out += _table(imp['rows'])
+        out += _table(imp['rows'], [('+ms', 'extra_ms', '.1f'),
+                                    ('same proc', 'same_process_ratio', '.3f')])
+        out.append('  +ms: what the import adds after import torch in the same process; '
+                   'same proc: (torch + that) / torch')
         out += [f'  skipped {k}: {v}' for k, v in imp['skipped'].items()]
+    out.append('== Targets (wall / cpu ratio)')
+    for label, row in targets(results):
+        peers = ''
+        if 'faster_than_peers' in row:
+            peers = '; faster than every peer: ' + '/'.join(
+                'yes' if row.get(k) else 'no' for k in ('faster_than_peers',
+                                                        'faster_than_peers_cpu'))
+        out.append(f"  {label:44s} {row['ratio']:.3f} / {_f(row.get('cpu_ratio'), '.3f')}"
+                   f"  {_met(row)}{peers}")
     print('\n'.join(out))
+
+
+def targets(results):
+    """``(label, row)`` for every row of ``results`` that has a target."""
+    found = []
+    for w in (results.get('loop') or {}).get('workloads', []):
+        found += [(f"loop {w['name']} {n}", r) for n, r in w['rows'].items() if 'target' in r]
+    for n, r in (results.get('dashboard') or {}).get('rows', {}).items():
+        if 'target' in r:
+            found.append((f'dashboard W2 {n}', r))
+    for s in (results.get('checkpoint') or {}).get('sizes', []):
+        for op, d in s['ops'].items():
+            row = d['rows'].get('trialbench', {})
+            if 'target' in row:
+                found.append((f"checkpoint {s['params'] / 1e6:.1f}M {op}", row))
+    for n, r in (results.get('import') or {}).get('rows', {}).items():
+        if 'target' in r:
+            found.append((f'import {n}', r))
+    return found
 
 
 def write_json(results, folder):
