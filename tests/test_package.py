@@ -13,7 +13,7 @@ from conftest import ROOT
 
 MODULES = ['trialbench', 'trialbench.state', 'trialbench.events', 'trialbench.trial',
            'trialbench.metrics', 'trialbench.history', 'trialbench.checkpoint',
-           'trialbench.safeio', 'trialbench.rng', 'trialbench.errors', 'trialbench.callbacks',
+           'trialbench.safeio', 'trialbench.rng', 'trialbench.errors', 'trialbench.loop', 'trialbench.callbacks',
            'trialbench.callbacks.base', 'trialbench.callbacks.checkpointers',
            'trialbench.callbacks.training', 'trialbench.callbacks.progress',
            'trialbench.callbacks.monitor', 'trialbench.callbacks.decorators']

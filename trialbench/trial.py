@@ -12,12 +12,12 @@ import torch
 from . import __version__
 from .callbacks.base import CallbackList
 from .distributed import attach, segment_info
-from .errors import CriterionShapeError, TrialBusyError, TrialConfigError
-from .events import TRAIN_STEP_EVENTS, VALIDATION_STEP_EVENTS
+from .errors import TrialBusyError, TrialConfigError
 from .history import new_segment, now
-from .metrics import MetricSet, make_metric
-from .state import (BATCH, CRITERION, DATA, DEVICE, EPOCH, HISTORY, LOSS, MAX_EPOCHS, METRICS,
-                    MODEL, OPTIMIZER, STEPS, STOP_TRAINING, TRIAL, X, Y_PRED, Y_TRUE, State)
+from .loop import Loops, split_batch, to_device
+from .metrics import make_metric
+from .state import (CRITERION, DEVICE, EPOCH, HISTORY, MAX_EPOCHS, METRICS, MODEL, OPTIMIZER,
+                    STOP_TRAINING, TRIAL, State)
 
 __all__ = ['Trial', 'takes_state']
 
@@ -32,33 +32,13 @@ def takes_state(model):
                for p in params)
 
 
-def _to(value, device):
-    if device is None:
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to(v, device) for v in value)
-    return value
-
-
-def _split(batch):
-    """A batch as (x, y): a pair gives both, anything else is x alone."""
-    if isinstance(batch, (list, tuple)):
-        if len(batch) == 2:
-            return batch[0], batch[1]
-        if len(batch) == 1:
-            return batch[0], None
-    return batch, None
-
-
 def _check_epochs(epochs):
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TrialConfigError(f'epochs must be a positive integer (the total to reach), '
                                f'got {epochs!r}')
 
 
-class Trial:
+class Trial(Loops):
     """A model with its optimizer, criterion, metrics and callbacks, ready to train.
 
     ``epochs`` in :meth:`run` is cumulative: a trial that has done 3 epochs and is asked for
@@ -329,122 +309,6 @@ class Trial:
             callbacks.fire('on_end', state)
         return self.history
 
-    def _epoch(self, callbacks):
-        """One epoch; False when it was cut short by a stop."""
-        state, model = self.state, self.model
-        model.train()
-        self._train_metrics = train_metrics = MetricSet(self.metrics)
-        state[DATA], state[METRICS] = 'train', train_metrics
-        loader, steps = self._batches('train')
-        state[STEPS] = steps
-        callbacks.fire('on_start_epoch', state)
-        callbacks.fire('on_start_training', state)
-        on_sample, on_forward, on_criterion, on_backward, on_step = (
-            callbacks.hooks(e) for e in TRAIN_STEP_EVENTS)
-        optimizer, device, stop = self.optimizer, state[DEVICE], self._stop
-        epoch = state[EPOCH]
-        for index, batch in enumerate(loader):
-            state[BATCH] = index
-            x, y = _split(_to(batch, device))
-            state[X], state[Y_TRUE] = x, y
-            for hook in on_sample:
-                hook(state)
-            optimizer.zero_grad()
-            state[Y_PRED] = self._forward(state[X])
-            for hook in on_forward:
-                hook(state)
-            state[LOSS] = self._loss(state)
-            for hook in on_criterion:
-                hook(state)
-            state[LOSS].backward()
-            for hook in on_backward:
-                hook(state)
-            optimizer.step()
-            train_metrics.update(state)
-            self._position = (epoch, index + 1, steps)  # a save from here on is mid-epoch
-            for hook in on_step:
-                hook(state)
-            if not self._requests.empty():
-                self._serve_requests()
-            # a distributed run stops at the epoch end, where all ranks agree (no rank hangs)
-            if (stop.is_set() or state[STOP_TRAINING]) and self._dist is None:
-                return False
-        callbacks.fire('on_end_training', state)
-        self._val_metrics = None
-        if self._data['val'] is not None:
-            self._val_metrics = self._validate(callbacks)
-            if stop.is_set() and self._dist is None:
-                return False
-        return True
-
-    def _validate(self, callbacks, key='val'):
-        state, model = self.state, self.model
-        metrics = MetricSet(self.metrics, prefix='val_')
-        state[DATA], state[METRICS] = key, metrics
-        was_training = model.training
-        model.eval()
-        callbacks.fire('on_start_validation', state)
-        on_sample, on_forward, on_criterion, on_step = (
-            callbacks.hooks(e) for e in VALIDATION_STEP_EVENTS)
-        loader, steps = self._batches(key)
-        state[STEPS] = steps
-        device = state[DEVICE]
-        with torch.no_grad():
-            for index, batch in enumerate(loader):
-                state[BATCH] = index
-                state[X], state[Y_TRUE] = _split(_to(batch, device))
-                for hook in on_sample:
-                    hook(state)
-                state[Y_PRED] = self._forward(state[X])
-                for hook in on_forward:
-                    hook(state)
-                if self.criterion is not None and state[Y_TRUE] is not None:
-                    state[LOSS] = self._loss(state)
-                    for hook in on_criterion:
-                        hook(state)
-                metrics.update(state)
-                for hook in on_step:
-                    hook(state)
-                if not self._requests.empty():
-                    self._serve_requests()
-                if self._stop.is_set():
-                    break
-        callbacks.fire('on_end_validation', state)
-        model.train(was_training)
-        return metrics
-
-    def _batches(self, key):
-        loader, steps = self._data[key], self._steps[key]
-        if steps is not None:
-            return itertools.islice(loader, steps), steps
-        try:
-            return loader, len(loader)
-        except TypeError:
-            return loader, None
-
-    def _forward(self, x):
-        model = self.model if self._dist is None else self._dist.forward_module(self.model)
-        if isinstance(x, (list, tuple)):
-            return model(*x, state=self.state) if self.pass_state else model(*x)
-        return model(x, state=self.state) if self.pass_state else model(x)
-
-    def _loss(self, state):
-        if not self._check_criterion:
-            return self.criterion(state[Y_PRED], state[Y_TRUE])
-        try:
-            loss = self.criterion(state[Y_PRED], state[Y_TRUE])
-        except Exception as exc:
-            raise CriterionShapeError(
-                f'the criterion {getattr(self.criterion, "__name__", self.criterion)!r} could '
-                f'not take the model output {_describe(state[Y_PRED])} with the targets '
-                f'{_describe(state[Y_TRUE])}: {exc}') from exc
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise CriterionShapeError(
-                f'the criterion must return a single-value tensor, got {_describe(loss)} from '
-                f'output {_describe(state[Y_PRED])} and targets {_describe(state[Y_TRUE])}')
-        self._check_criterion = False
-        return loss
-
     # ------------------------------------------------------ background requests
     def _ask(self, fn, wait=True):
         """Run ``fn`` on the training loop at its next step boundary, or now when idle."""
@@ -496,7 +360,7 @@ class Trial:
         try:
             with torch.no_grad():
                 for batch in loader:
-                    x, _y = _split(_to(batch, device))
+                    x, _y = split_batch(to_device(batch, device))
                     outputs.append(self._forward(x))
         finally:
             self.model.train(was_training)
@@ -599,14 +463,6 @@ class Trial:
         """Show the dashboard (in a notebook) or a text summary of the history and ledger."""
         from .display import show
         return show(self)
-
-
-def _describe(value):
-    if isinstance(value, torch.Tensor):
-        return f'of shape {tuple(value.shape)} ({str(value.dtype).replace("torch.", "")})'
-    if value is None:
-        return 'None (the data gave no targets)'
-    return f'of type {type(value).__name__}'
 
 
 def _describe_optimizer(optimizer):
