@@ -413,7 +413,7 @@ class Trial(Loops):
         self._guard_idle('resume')
         if path is None:
             path, payload, skipped = find_latest(self)
-            apply_payload(self, payload, path=path)
+            apply_payload(self, payload, path=path, checked=True)
         else:
             self.load(path)
             skipped = []
