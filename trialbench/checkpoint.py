@@ -76,7 +76,7 @@ def check_payload(payload, path=None):
     expected = payload.get('digest')
     if expected is not None:
         body = {k: v for k, v in payload.items() if k != 'digest'}
-        if safeio.digest(body) != expected:
+        if not safeio.digest_matches(body, expected):
             raise CheckpointCorruptError(f'{where} is damaged: its contents do not match the '
                                          'digest stored when it was written', path)
 
@@ -216,9 +216,29 @@ def _read_full(path):
                                'history or random state), so a trial cannot resume from it; '
                                'use load_checkpoint(path)["model"]', path)
     safeio.clean_stray_temps(os.path.dirname(os.path.abspath(path)))
-    payload = safeio.read_torch(path)
+    # mapped, not read: the digest check is then the one full pass over the file, and
+    # load_state_dict the one copy of the parameters
+    payload = safeio.read_torch(path, mmap=True)
     check_payload(payload, path)
-    return payload
+    return {k: v if k == 'model' else _copied(v) for k, v in payload.items()}
+
+
+def _copied(value):
+    """``value`` with every tensor copied out of the mapped file (the optimizer state and any
+    callback tensors are kept after loading; the model's are copied by load_state_dict)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        out = {k: _copied(v) for k, v in value.items()}
+        if type(value) is not dict:
+            out = type(value)(out)
+            if hasattr(value, '_metadata'):
+                out._metadata = value._metadata
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_copied(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
 
 
 def load_checkpoint(path):
@@ -281,13 +301,13 @@ def _export_params(trial, path):
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
     if suffix == '.safetensors':
-        from safetensors.torch import save as st_save
+        from safetensors.torch import save_file
         params = _unshared({k: v.detach().cpu().contiguous()
                             for k, v in trial.model.state_dict().items()})
         meta = {'format': 'trialbench.params', 'name': trial.name,
                 'epochs': str(len(trial.history))}
-        data = st_save(params, metadata=meta)
-        safeio.atomic_write(path, lambda f: f.write(data))
+        # written straight into the temp file: no second copy of the parameters in memory
+        safeio.atomic_write_path(path, lambda temp: save_file(params, temp, metadata=meta))
     elif suffix in ('.pt', '.pth'):
         _write_params(trial, path)
     else:

@@ -3,6 +3,11 @@
 Writes go to a temporary file beside the target, are flushed and fsynced, moved over the
 target with ``os.replace``, and the directory is fsynced. Reads check the file's first bytes,
 then call ``torch.load(..., weights_only=True)`` explicitly; nothing ever retries unsafely.
+
+Trade-off: :func:`save_torch` writes the zip with torch's per-entry CRC32 turned off (zero in
+the zip headers). ``torch.load`` never checks them, they cost about a third of a
+``torch.save``, and full checkpoints carry trialbench's own :func:`digest`, checked on every
+load. Zip tools still list and extract the files, but ``zip -T``/``testzip`` report CRC errors.
 """
 
 import itertools
@@ -10,16 +15,17 @@ import os
 import pathlib
 import pickle
 import re
+import threading
 import time
 
 import torch
 
-from .plaindata import digest, to_plain
+from .plaindata import digest, digest_matches, to_plain
 from .errors import (CheckpointCorruptError, CheckpointNotFoundError, CheckpointSaveError,
                      UnsafeCheckpointError, WrongFormatError)
 
-__all__ = ['atomic_write', 'save_torch', 'clean_stray_temps', 'to_plain', 'digest',
-           'read_torch', 'sniff', 'ZIP_MAGIC']
+__all__ = ['atomic_write', 'atomic_write_path', 'save_torch', 'clean_stray_temps', 'to_plain',
+           'digest', 'digest_matches', 'read_torch', 'sniff', 'ZIP_MAGIC']
 
 ZIP_MAGIC = b'PK\x03\x04'
 _TEMP = re.compile(r'^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<n>\d+)$')
@@ -113,26 +119,45 @@ def atomic_write(path, write):
     directory is fsynced. Raises :class:`CheckpointSaveError` (naming the file) on any failure;
     the previous file, if any, is untouched and no temporary file is left behind.
     """
+    def write_open(temp, f):
+        guard = _Guard(f)
+        try:
+            write(guard)
+        except Exception as exc:  # torch hides the OS error behind its own
+            raise (guard.error or exc) from exc
+        f.flush()
+        os.fsync(f.fileno())
+    return _atomic(path, write_open)
+
+
+def atomic_write_path(path, write):
+    """Like :func:`atomic_write`, but ``write(temp_path)`` writes the temp file by its name
+    (for writers that take a path, such as ``safetensors.torch.save_file``)."""
+    def write_open(temp, f):
+        f.close()
+        write(os.fspath(temp))
+        with open(temp, 'rb+') as written:
+            os.fsync(written.fileno())
+    return _atomic(path, write_open)
+
+
+def _atomic(path, write_open):
     path = pathlib.Path(path)
-    temp = guard = None
+    temp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stray_temps(path.parent)
         temp, f = _open_temp(path)
         with f:
-            guard = _Guard(f)
-            write(guard)
-            f.flush()
-            os.fsync(f.fileno())
+            write_open(temp, f)  # writes, flushes and fsyncs the temp file
         os.replace(temp, path)
         temp = None
     except CheckpointSaveError:
         raise
     except Exception as exc:
-        cause = getattr(guard, 'error', None) or exc  # torch hides the OS error behind its own
-        raise CheckpointSaveError(f'could not write {path}: {_short(cause)}; any previous file '
-                                  'there is unchanged', path, getattr(cause, 'errno', None)) \
-            from cause
+        raise CheckpointSaveError(f'could not write {path}: {_short(exc)}; any previous file '
+                                  'there is unchanged', path, getattr(exc, 'errno', None)) \
+            from exc
     finally:
         if temp is not None:
             try:
@@ -148,13 +173,24 @@ def atomic_write(path, write):
     return path
 
 
+_CRC_LOCK = threading.Lock()
+
+
 def save_torch(obj, path):
     """``torch.save`` ``obj`` to ``path`` atomically, written through a file object.
 
-    The zip keeps torch's per-entry CRC32 so zip tools can verify it; ``torch.load`` does not
-    check those, which is why full checkpoints also carry a :func:`digest`.
+    Torch's zip CRC32s are not computed (see the module docstring): ``torch.load`` does not
+    check them, and full checkpoints carry a :func:`digest` instead.
     """
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    def write(f):
+        with _CRC_LOCK:  # the option is global to torch; restored before anyone else saves
+            before = torch.serialization.get_crc32_options()
+            torch.serialization.set_crc32_options(False)
+            try:
+                torch.save(obj, f)
+            finally:
+                torch.serialization.set_crc32_options(before)
+    return atomic_write(path, write)
 
 
 def sniff(path):
@@ -212,14 +248,18 @@ def _zip_complete(path):
         end + 22 + int.from_bytes(tail[end + 20:end + 22], 'little') == len(tail)
 
 
-def read_torch(path):
-    """``torch.load(path, weights_only=True, map_location='cpu')`` with trialbench's errors."""
+def read_torch(path, mmap=False):
+    """``torch.load(path, weights_only=True, map_location='cpu')`` with trialbench's errors.
+
+    ``mmap=True`` maps the file instead of reading it: tensors are read lazily from the page
+    cache and keep the file open until they are dropped, so copy any that are kept.
+    """
     path = os.fspath(path)
     sniff_kind = sniff(path)
     if sniff_kind != 'torch':
         raise WrongFormatError(f'{path} is a {sniff_kind} file, not a PyTorch checkpoint', path)
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         unsafe = _unsafe_globals(path)
         if unsafe:
