@@ -184,3 +184,16 @@ def test_one_dashboard_per_trial_outside_a_cell():
     assert dashboard_for(other) is not dash
     assert dash.show() is None  # outside a kernel nothing is displayed
     assert dash.trial is trial
+
+
+def test_nothing_is_drawn_before_there_is_data_and_unchanged_data_is_not_redrawn():
+    dash = make(Dashboard(plot_interval=3600))
+    assert dash.redraws == 0 and dash.png == b'' and dash.widgets.plot.value == b''
+    assert 'image/png' not in dash.bundle()
+    dash.trial.run(1)
+    assert dash.redraws == 1 and dash.png.startswith(PNG)
+    png = dash.png
+    assert dash.redraw() is png and dash.redraws == 1  # nothing new since the last picture
+    dash.trial.run(2)
+    assert dash.redraws == 2 and dash.png != png
+    assert base64.b64decode(dash.bundle()['image/png']) == dash.png

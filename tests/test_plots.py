@@ -129,3 +129,42 @@ def test_a_replaced_history_and_growing_running_values_are_drawn_exactly():
     assert list(plotter.drawn('loss', 'running')[0]) == [0.5, 1.5, 2.5]
     assert list(plotter.drawn('loss', 'running')[1]) == [2.0, 1.5, 1.0]
     plotter.close()
+
+
+def decoded(png):
+    return imread(io.BytesIO(png))
+
+
+def test_redraws_within_the_limits_copy_the_background_and_match_a_full_draw():
+    ledger = ledger_of(('s', 1, 4, 4, 'running'))
+    first = [{'epoch': 1, 'loss': 1.0, 'val_loss': 1.2}, {'epoch': 2, 'loss': 0.5, 'val_loss': 0.7}]
+    more = [*first, {'epoch': 3, 'loss': 0.6, 'val_loss': 0.8}]
+    blitted = Plotter()
+    blitted.update(first, ledger, title='two')
+    before = blitted.render()
+    limits = [ax.get_ylim() for ax in blitted.figure.axes]
+    blitted.update(more, ledger, title='three')
+    after = blitted.render()
+    assert blitted.full_draws == 1  # only the lines, markers and title were drawn again
+    assert [ax.get_ylim() for ax in blitted.figure.axes] == limits
+    assert after != before
+
+    full = Plotter()  # the same limits, drawn in one full pass
+    full.update(first, ledger)
+    full.update(more, ledger, title='three')
+    assert np.array_equal(decoded(full.render()), decoded(after))
+    blitted.close()
+    full.close()
+
+
+def test_data_leaving_the_y_limits_grows_them_and_redraws_the_background():
+    plotter = Plotter()
+    plotter.update([{'epoch': 1, 'loss': 1.0}, {'epoch': 2, 'loss': 0.9}])
+    plotter.render()
+    low, high = plotter.figure.axes[0].get_ylim()
+    assert low < 0.9 and high > 1.0
+    plotter.update([{'epoch': 1, 'loss': 1.0}, {'epoch': 2, 'loss': 0.9}, {'epoch': 3, 'loss': 5.0}])
+    png = plotter.render()
+    assert plotter.figure.axes[0].get_ylim()[1] > 5.0
+    assert plotter.full_draws == 2 and png.startswith(PNG)
+    plotter.close()

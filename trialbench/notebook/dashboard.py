@@ -59,6 +59,7 @@ class Dashboard(Callback):
         self._shown_in, self._handles = set(), []
         self._lock = threading.RLock()
         self._next_text = self._next_draw = 0.0
+        self._drawn_key = None
         self._run_state = 'idle'
         self._target = self._steps = None
         self._t0, self._batches = time.monotonic(), 0
@@ -85,7 +86,7 @@ class Dashboard(Callback):
         else:
             self.widgets.epochs.value = max(1, len(trial.history))
         self._run_state = f'idle, {len(trial.history)} epochs done'
-        self.redraw()
+        self._draw_if_any()
         self._refresh()
         return self
 
@@ -100,16 +101,19 @@ class Dashboard(Callback):
             return None
         self._shown_in.add(cell)
         self.cell = self.cell or cell
-        self.redraw()
+        self._draw_if_any()
         self._handles.append(display(self.bundle(), raw=True, display_id=True))
         return None
 
     def bundle(self):
-        """The display data: the widget view, a static PNG of the curves, a text summary."""
-        return {WIDGET_VIEW_MIME: {'version_major': 2, 'version_minor': 0,
-                                   'model_id': self.widgets.box.model_id},
-                'image/png': base64.b64encode(self.png).decode('ascii'),
-                'text/plain': self.summary()}
+        """The display data: the widget view, a static PNG of the curves (once there is a
+        picture: nothing is drawn before there is data), a text summary."""
+        data = {WIDGET_VIEW_MIME: {'version_major': 2, 'version_minor': 0,
+                                   'model_id': self.widgets.box.model_id}}
+        if self.png:
+            data['image/png'] = base64.b64encode(self.png).decode('ascii')
+        data['text/plain'] = self.summary()
+        return data
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return self.bundle()
@@ -120,12 +124,19 @@ class Dashboard(Callback):
         return f'trialbench dashboard: {name}: {self._run_state}'
 
     def redraw(self):
-        """Draw the curves now (on the calling thread); returns the PNG bytes."""
+        """Draw the curves now (on the calling thread); returns the PNG bytes. When nothing
+        was recorded since the last picture (history, ledger, running values), that picture
+        is returned as it is."""
         trial = self.trial
         history = list(trial.history) if trial is not None else []
         ledger = [dict(s) for s in trial.ledger] if trial is not None else []
         title = f'{trial.name}: {len(history)} epochs' if trial is not None else ''
         with self._lock:
+            key = (title, id(history[-1]) if history else None, repr(ledger),
+                   tuple((name, len(xs)) for name, (xs, _) in self.running_values.items()))
+            if self.png and key == self._drawn_key:
+                return self.png
+            self._drawn_key = key
             started = time.perf_counter()
             self.plotter.update(history, ledger, self.running_values, title)
             png = self.plotter.render()
@@ -180,6 +191,12 @@ class Dashboard(Callback):
         self._refresh()
         for handle in self._handles:
             handle.update(self.bundle(), raw=True)
+
+    def _draw_if_any(self):
+        """Redraw when there is something to draw: no empty figure is rendered before a run."""
+        trial = self.trial
+        if self.running_values or (trial is not None and (trial.history or trial.ledger)):
+            self.redraw()
 
     def _sample(self, metrics, epoch, batch):
         if not self._steps:

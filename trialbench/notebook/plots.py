@@ -4,6 +4,11 @@ Only the object-oriented API with the Agg canvas is used (never pyplot), so no f
 registered globally and nothing is shown as a side effect. The x-axis is the cumulative
 epoch: epoch records sit at whole numbers, running batch values at fractions in between, and
 each ledger segment (one run, maybe in another session) starts at a marked boundary.
+
+A redraw costs mostly text layout (tick labels), so the axes, ticks and grid are drawn once
+into a background that later redraws copy back, drawing only the lines, ledger markers and
+title on top ("blitting"). The background is drawn again only when the panels, the x-limit
+(the run's target epochs) or a y-limit (grown with a margin when data leaves it) change.
 """
 
 import io
@@ -12,13 +17,24 @@ import math
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 __all__ = ['MAX_POINTS', 'panel_names', 'downsample', 'segment_label', 'Plotter', 'render_png']
 
 #: At most this many points (about) are drawn per line, whatever the length of the data.
 MAX_POINTS = 2000
 
-_TRAIN, _VAL, _RUN = 'C0', 'C1', 'C0'
+# explicit colours (matplotlib's first two): a 'C0'-style name is looked up in the property
+# cycle on every draw, which costs milliseconds
+_TRAIN, _VAL, _RUN = '#1f77b4', '#ff7f0e', '#1f77b4'
+
+#: zlib level of the PNG: 1 is several times faster than the default and the file about as
+#: small for line plots on a white background.
+PNG_COMPRESS_LEVEL = 1
+
+#: A y-limit grown for data that left it gets this share of the data range as margin.
+_Y_MARGIN = 0.15
 
 
 def panel_names(history, running=None):
@@ -105,6 +121,9 @@ class Plotter:
         self._title = None
         self._columns = _Columns()
         self._converted = {}
+        self._limits = None
+        self._background = None
+        self.full_draws = 0
 
     def update(self, history, ledger=(), running=None, title=''):
         """Show ``history`` (epoch records), ``ledger`` (segments) and ``running`` (a mapping
@@ -124,24 +143,60 @@ class Plotter:
                 self._set(name, 'val', *columns[f'val_{name}'])
             if len(xs):
                 right = max(right, xs[-1])
-        for ax in self.axes.values():
-            ax.set_xlim(0, right + 0.02 * right)
-            ax.relim()
-            ax.autoscale_view(scalex=False)
+        limits = [(0, right + 0.02 * right)]
+        for name, _ in layout:
+            limits.append(self._ylim(name))
+        limits = tuple(limits)
+        if limits != self._limits:
+            for (name, _), ylim in zip(layout, limits[1:]):
+                self.axes[name].set_xlim(*limits[0])
+                self.axes[name].set_ylim(*ylim)
+            self._limits, self._background = limits, None
         self._mark(ledger)
         self._title.set_text(title)
         return self.figure
 
+    def _ylim(self, name):
+        """The y-limits of panel ``name``: the current ones while the data stays inside, else
+        the data's range with a margin (so a slowly falling loss rarely moves them)."""
+        low, high = math.inf, -math.inf
+        for (panel, _), line in self.lines.items():
+            if panel == name:
+                y = np.asarray(line.get_ydata(), dtype=float)
+                y = y[np.isfinite(y)]
+                if len(y):
+                    low, high = min(low, float(y.min())), max(high, float(y.max()))
+        if low > high:
+            return (0.0, 1.0)
+        current = self._limits[1 + list(self.axes).index(name)] if self._limits else None
+        if current is not None and current[0] <= low and high <= current[1]:
+            return current
+        span = (high - low) or abs(high) or 1.0
+        return (low - _Y_MARGIN * span, high + _Y_MARGIN * span)
+
     def render(self):
-        """The figure as PNG bytes."""
+        """The figure as PNG bytes: the background (axes, ticks, grid) is drawn only when it
+        changed; the lines, markers and title are drawn on a copy of it."""
+        canvas = self.figure.canvas
+        if self._background is None or canvas.get_width_height() != self._background[0]:
+            canvas.draw()  # lines, markers and title are animated: not in the background
+            self._background = (canvas.get_width_height(), canvas.copy_from_bbox(self.figure.bbox))
+            self.full_draws += 1
+        else:
+            canvas.restore_region(self._background[1])
+        for artist in [*self.lines.values(), *self.markers, self._title]:
+            self.figure.draw_artist(artist)
+        width, height = canvas.get_width_height()
+        image = Image.frombuffer('RGBA', (width, height), canvas.buffer_rgba(), 'raw', 'RGBA', 0, 1)
         buf = io.BytesIO()
-        self.figure.savefig(buf, format='png', dpi=self.dpi)
+        image.save(buf, format='png', compress_level=PNG_COMPRESS_LEVEL)
         return buf.getvalue()
 
     def close(self):
         """Drop every artist; the plotter is unusable afterwards."""
         self.figure.clear()
         self.axes, self.lines, self.markers, self._converted = {}, {}, [], {}
+        self._layout = self._limits = self._background = None
 
     def drawn(self, name, series='train'):
         """The ``(x, y)`` arrays currently drawn for ``series`` of panel ``name``."""
@@ -151,10 +206,11 @@ class Plotter:
     def _build(self, layout):
         fig = self.figure
         fig.clear()
-        self._title = fig.suptitle('', fontsize=9, x=0.01, ha='left')
+        self._title = fig.suptitle('', fontsize=9, x=0.01, ha='left', animated=True)
         height = self.panel_height * len(layout) + 0.9
         fig.set_size_inches(self.width, height)
         self.axes, self.lines, self._ledger_key = {}, {}, None
+        self.markers, self._limits, self._background = [], None, None
         first = None
         for i, (name, has_val) in enumerate(layout, 1):
             ax = fig.add_subplot(len(layout), 1, i, sharex=first)
@@ -162,14 +218,16 @@ class Plotter:
             ax.set_ylabel(name, fontsize=8)
             ax.tick_params(labelsize=7, labelbottom=i == len(layout))
             ax.grid(True, alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
             self.axes[name] = ax
             self.lines[(name, 'running')], = ax.plot([], [], color=_RUN, lw=0.8, alpha=0.35,
-                                                     label='running (batches)')
+                                                     label='running (batches)', animated=True)
             self.lines[(name, 'train')], = ax.plot([], [], color=_TRAIN, marker='o', ms=3,
-                                                   lw=1.4, label='train')
+                                                   lw=1.4, label='train', animated=True)
             if has_val:
                 self.lines[(name, 'val')], = ax.plot([], [], color=_VAL, marker='o', ms=3,
-                                                     lw=1.4, label='validation')
+                                                     lw=1.4, label='validation', animated=True)
             if i == 1:
                 ax.legend(fontsize=7, loc='upper right')
         fig.axes[-1].set_xlabel('epoch', fontsize=8)
@@ -206,10 +264,11 @@ class Plotter:
         for number, segment in enumerate(ledger, 1):
             x = segment.get('start_epoch', 1) - 1
             for ax in self.axes.values():
-                self.markers.append(ax.axvline(x, color='0.45', lw=0.9, ls='--'))
+                self.markers.append(ax.axvline(x, color='0.45', lw=0.9, ls='--',
+                                                animated=True))
             self.markers.append(top.text(x, 1.01, segment_label(number, segment),
                                          transform=top.get_xaxis_transform(), fontsize=7,
-                                         va='bottom', ha='left', color='0.3'))
+                                         va='bottom', ha='left', color='0.3', animated=True))
         self._ledger_key = key
 
 
