@@ -61,6 +61,9 @@ def parse(argv=None):
     parser.add_argument('--sizes', default=None,
                         help='checkpoint model sizes in millions of parameters, e.g. 1,25,100')
     parser.add_argument('--rounds', type=int, default=None, help='timed rounds per comparison')
+    parser.add_argument('--dash-epochs', type=int, default=None,
+                        help='epochs of W2 per dashboard run (longer runs: the redraw schedule '
+                             'rather than the final picture dominates)')
     args = parser.parse_args(argv)
     args.only = [s for s in args.only.split(',') if s]
     unknown = set(args.only) - set(SECTIONS)
@@ -80,6 +83,8 @@ def main(argv=None):
         preset['sizes'] = tuple(float(s) for s in args.sizes.split(','))
     if args.rounds:
         preset['rounds'] = args.rounds
+    if args.dash_epochs:
+        preset['dash_epochs'] = args.dash_epochs
     import torch
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
