@@ -4,5 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 out="${1:-demo-output}"
-rm -rf "$out"
 .venv/bin/python examples/serialization.py "$out"
