@@ -130,3 +130,16 @@ def test_format_ledger_table():
     assert rows[1] == ['1', 's1', '1-3', '3', 'running', '2026-01-01T10:00:00+00:00', '-']
     assert rows[2] == ['2', 's2', '4-6', '6', 'completed', '2026-01-01T11:00:00+00:00',
                        'model.pt']
+
+
+def test_format_ledger_shows_ranks_of_distributed_segments():
+    ledger = [{'session': 's1', 'start_epoch': 1, 'end_epoch': 2, 'target_epochs': 2,
+               'ended': 'completed', 'started_at': 't1', 'resumed_from': None,
+               'world_size': 2, 'backend': 'gloo'},
+              {'session': 's2', 'start_epoch': 3, 'end_epoch': 3, 'target_epochs': 3,
+               'ended': 'completed', 'started_at': 't2', 'resumed_from': 'last.pt',
+               'world_size': 1, 'backend': None}]
+    rows = [line.split() for line in format_ledger(ledger).splitlines()]
+    assert rows[0][-1] == 'ranks'
+    assert rows[1][-1] == '2/gloo' and rows[2][-1] == '1/-'
+    assert 'ranks' not in format_ledger(ledger[1:])

@@ -34,12 +34,17 @@ def new_segment(epochs_done, target_epochs, resumed_from, versions):
 
 
 def format_ledger(ledger):
-    """The ledger as a small text table."""
-    rows = [('#', 'session', 'epochs', 'target', 'ended', 'started', 'resumed from')]
+    """The ledger as a small text table; a ``ranks`` column appears for distributed segments."""
+    ranks = any((seg.get('world_size') or 1) > 1 for seg in ledger)
+    rows = [('#', 'session', 'epochs', 'target', 'ended', 'started', 'resumed from')
+            + (('ranks',) if ranks else ())]
     for i, seg in enumerate(ledger, 1):
         span = (f"{seg['start_epoch']}-{seg['end_epoch']}" if seg['end_epoch'] >= seg['start_epoch']
                 else 'none')
-        rows.append((str(i), seg['session'], span, str(seg['target_epochs']), seg['ended'],
-                     seg['started_at'], seg.get('resumed_from') or '-'))
+        row = (str(i), seg['session'], span, str(seg['target_epochs']), seg['ended'],
+               seg['started_at'], seg.get('resumed_from') or '-')
+        if ranks:
+            row += (f"{seg.get('world_size') or 1}/{seg.get('backend') or '-'}",)
+        rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     return '\n'.join('  '.join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
