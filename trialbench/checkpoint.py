@@ -14,7 +14,7 @@ import torch
 
 from . import __version__
 from .errors import (ArchitectureMismatchError, CheckpointCorruptError, OptimizerMismatchError,
-                     UnsupportedFormatVersion, WrongFormatError)
+                     UnsupportedFormatVersion, WrongFormatError, warn_user)
 from .history import now
 from . import rng, safeio
 
@@ -97,7 +97,7 @@ def apply_payload(trial, payload, strict=True, path=None, checked=False):
     _check_optimizer(trial, payload, where, path)
     model_missing, model_unexpected = params
     if model_missing or model_unexpected:
-        rng.warn_user(f'loading {where} with strict=False: {len(model_missing)} missing '
+        warn_user(f'loading {where} with strict=False: {len(model_missing)} missing '
                       f'({", ".join(model_missing) or "-"}) and {len(model_unexpected)} '
                       f'unexpected ({", ".join(model_unexpected) or "-"}) keys ignored')
     trial.model.load_state_dict(payload['model'], strict=strict)
@@ -110,13 +110,13 @@ def apply_payload(trial, payload, strict=True, path=None, checked=False):
         rng.restore(rng_to_restore(trial, payload, path or 'the state dict'),
                     trial.train_generator)
     else:
-        rng.warn_user(f'{where} holds no random state; data order, dropout and augmentation '
+        warn_user(f'{where} holds no random state; data order, dropout and augmentation '
                       'will differ from the original run')
     mid = (payload.get('progress') or {}).get('mid_epoch')
     trial._position = (mid['epoch'], mid['batch'], mid['steps']) if mid else None
     if mid:
         steps = mid['steps'] if mid['steps'] is not None else '?'
-        rng.warn_user(f'{where} was saved during epoch {mid["epoch"]} (after batch '
+        warn_user(f'{where} was saved during epoch {mid["epoch"]} (after batch '
                       f'{mid["batch"]} of {steps}); epoch {mid["epoch"]} will restart from its '
                       'beginning with the saved weights, and is counted once')
     trial._resumed_from = None if path is None else str(path)
@@ -171,10 +171,10 @@ def _load_optimizer(trial, payload, where, path):
     saved, optimizer = payload.get('optimizer'), trial.optimizer
     if saved is None or optimizer is None:
         if saved is not None:
-            rng.warn_user(f'{where} holds optimizer state but the trial has no optimizer; it '
+            warn_user(f'{where} holds optimizer state but the trial has no optimizer; it '
                           'was ignored')
         elif optimizer is not None:
-            rng.warn_user(f'{where} holds no optimizer state; the optimizer starts fresh '
+            warn_user(f'{where} holds no optimizer state; the optimizer starts fresh '
                           '(moments and step counts reset)')
         return
     try:
@@ -189,12 +189,12 @@ def _load_callbacks(trial, states, where):
     for key in trial.callbacks.load_state_dict(states):
         if not states[key]:
             continue  # nothing was kept for it, so nothing is lost
-        rng.warn_user(f'{where} holds state for callback {key!r}, which this trial does not '
+        warn_user(f'{where} holds state for callback {key!r}, which this trial does not '
                       f'have; that state was ignored (the trial has: '
                       f'{", ".join(keyed) or "no callbacks"})')
     for key, cb in keyed.items():
         if key not in states and cb.state_dict():
-            rng.warn_user(f'{where} holds no state for callback {key!r}; it starts fresh')
+            warn_user(f'{where} holds no state for callback {key!r}; it starts fresh')
 
 
 def save_trial(trial, path):

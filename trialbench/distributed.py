@@ -22,7 +22,6 @@ them (saving gathers the random state of every rank).
 
 import atexit
 import os
-import warnings
 
 import torch
 import torch.distributed as dist
@@ -30,7 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from .callbacks.base import Callback
-from .errors import CheckpointSaveError, TrialConfigError
+from .errors import CheckpointSaveError, TrialConfigError, warn_user
 
 __all__ = ['Distributed', 'WorldSizeWarning', 'TORCHRUN_VARS', 'launched_by_torchrun', 'attach',
            'shutdown', 'is_main', 'main_writes', 'segment_info', 'add_world', 'rng_to_restore',
@@ -236,10 +235,9 @@ def rng_to_restore(trial, payload, where):
     ctx = _context(trial)
     rank, size = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     if saved != size:
-        warnings.warn(f'{where} was saved by a run on {saved} process(es) and is resumed on '
-                      f'{size}: the data order and the random streams differ from the original '
-                      'run (weights, optimizer and history continue as saved)',
-                      WorldSizeWarning, stacklevel=4)
+        warn_user(f'{where} was saved by a run on {saved} process(es) and is resumed on '
+                  f'{size}: the data order and the random streams differ from the original run '
+                  '(weights, optimizer and history continue as saved)', WorldSizeWarning)
     per_rank = world.get('rng') or []
     return per_rank[rank] if rank < len(per_rank) else payload.get('rng')
 
@@ -251,10 +249,9 @@ def shard_loader(loader, rank, world_size):
         return loader
     if (not isinstance(loader, DataLoader) or loader.batch_size is None
             or isinstance(loader.dataset, IterableDataset)):
-        warnings.warn(f'cannot shard {type(loader).__name__} data across ranks (only a '
-                      'DataLoader over a map-style dataset with a batch_size is rebuilt): every '
-                      'rank reads all of it; give each rank its own part of the data',
-                      stacklevel=4)
+        warn_user(f'cannot shard {type(loader).__name__} data across ranks (only a '
+                  'DataLoader over a map-style dataset with a batch_size is rebuilt): every '
+                  'rank reads all of it; give each rank its own part of the data')
         return loader
     shuffle = isinstance(loader.sampler, RandomSampler)
     seed = loader.generator.initial_seed() if loader.generator is not None else 0

@@ -1,13 +1,26 @@
-"""Errors trialbench raises: each says what was wrong and what to do."""
+"""Errors and warnings trialbench raises: each says what was wrong and what to do."""
 
 import errno as _errno
+import os as _os
+import sys as _sys
+import warnings as _warnings
 
 __all__ = [
     'TrialError', 'TrialConfigError', 'TrialBusyError', 'CriterionShapeError',
     'CheckpointError', 'CheckpointSaveError', 'CheckpointCorruptError', 'CheckpointNotFoundError',
     'WrongFormatError', 'UnsupportedFormatVersion', 'UnsafeCheckpointError',
-    'ArchitectureMismatchError', 'OptimizerMismatchError',
+    'ArchitectureMismatchError', 'OptimizerMismatchError', 'warn_user',
 ]
+
+_PACKAGE = _os.path.dirname(_os.path.abspath(__file__)) + _os.sep
+
+
+def warn_user(message, category=UserWarning):
+    """Warn with the location of the first caller outside trialbench (the user's line)."""
+    frame, level = _sys._getframe(0), 1
+    while frame is not None and _os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    _warnings.warn(message, category, stacklevel=level)
 
 
 class TrialError(Exception):

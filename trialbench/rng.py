@@ -1,24 +1,13 @@
 """Capture and restore every random stream a training run draws from, as plain data."""
 
-import os
 import random
 import sys
-import warnings
 
 import torch
 
-__all__ = ['capture', 'restore', 'loader_generators', 'warn_user']
+from .errors import warn_user
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def warn_user(message):
-    """Warn with the location of the first caller outside trialbench (the user's line)."""
-    frame, level = sys._getframe(0), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
-
+__all__ = ['capture', 'restore', 'loader_generators']
 
 def loader_generators(loader):
     """The distinct ``torch.Generator`` objects a DataLoader or its samplers hold, by name."""

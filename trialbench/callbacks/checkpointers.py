@@ -8,9 +8,8 @@ file) travels in the checkpoint, so a resumed ``Best`` never overwrites a better
 import os
 import string
 
-from .. import rng
 from ..checkpoint import save_params, save_trial
-from ..errors import TrialConfigError
+from ..errors import TrialConfigError, warn_user
 from ..state import METRICS, TRIAL
 from .base import Callback
 from .monitor import Monitor
@@ -119,7 +118,7 @@ class Best(Checkpointer):
     def load_state_dict(self, state_dict):
         saved = (state_dict.get('monitor'), state_dict.get('mode'))
         if saved != (self.monitor, self.mode):
-            rng.warn_user(f'{self.state_key} was saved watching {saved[0]!r} ({saved[1]}), now '
+            warn_user(f'{self.state_key} was saved watching {saved[0]!r} ({saved[1]}), now '
                           f'it watches {self.monitor!r} ({self.mode}); its best value starts '
                           'afresh')
             super().load_state_dict(state_dict)
