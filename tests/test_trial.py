@@ -122,6 +122,12 @@ def test_background_run_wait_and_busy_errors(loader):
         trial.start(epochs=5)
     with pytest.raises(TrialBusyError):
         trial.load_state_dict({})
+    trial.with_generators(val_generator=loader, test_generator=loader)
+    with pytest.raises(TrialBusyError, match='cannot evaluate while'):
+        trial.evaluate()
+    with pytest.raises(TrialBusyError, match='cannot predict while'):
+        trial.predict()
+    assert trial.model.training  # the refused calls did not switch the model to eval mode
     history = trial.wait()
     assert len(history) == 3 and not trial.running
 

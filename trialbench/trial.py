@@ -254,6 +254,14 @@ class Trial(Loops):
                                    f'{" and ".join(missing)}; give it with '
                                    + '; '.join(hint[m] for m in missing))
 
+    def _acquire(self, what):
+        """Take the run guard for ``what`` (evaluate, predict), or say the trial is busy."""
+        with self._lock:
+            if self._running:
+                raise TrialBusyError(f'cannot {what} while trial {self.name!r} is running; '
+                                     'call trial.wait() or trial.stop() first')
+            self._running = True
+
     def _release(self):
         with self._lock:
             self._running = False
@@ -338,10 +346,7 @@ class Trial(Loops):
         if self._data.get(data) is None:
             raise TrialConfigError(f'no {data} data to evaluate; give it with '
                                    f'trial.with_{data}_generator(loader)')
-        with self._lock:
-            if self._running:
-                raise TrialBusyError(f'trial {self.name!r} is running; evaluate after it ends')
-            self._running = True
+        self._acquire('evaluate')
         try:
             record = self._validate(CallbackList(self.callbacks), key=data).snapshot()
             return record if self._dist is None else self._dist.average(record)  # all ranks
@@ -354,6 +359,7 @@ class Trial(Loops):
             raise TrialConfigError(f'no {data} data to predict on; give it with '
                                    f'trial.with_{data}_generator(loader)')
         outputs, device = [], self.state[DEVICE]
+        self._acquire('predict')
         was_training = self.model.training
         self.model.eval()
         loader, _ = self._batches(data)
@@ -364,6 +370,7 @@ class Trial(Loops):
                     outputs.append(self._forward(x))
         finally:
             self.model.train(was_training)
+            self._release()
         if outputs and all(isinstance(o, torch.Tensor) for o in outputs):
             return torch.cat(outputs)
         return outputs
