@@ -1,7 +1,7 @@
 """Chooses how a trial shows itself: the notebook dashboard or console progress."""
 
 from .env import in_notebook
-from .history import format_ledger
+from .history import format_ledger, format_record
 
 __all__ = ['display_callbacks', 'show']
 
@@ -26,8 +26,7 @@ def show(trial):
         return dashboard_for(trial).show()
     lines = [repr(trial)]
     for record in trial.history:
-        lines.append('  ' + ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                                     for k, v in record.items()))
+        lines.append('  ' + format_record(record))
     if trial.ledger:
         lines.append(format_ledger(trial.ledger))
     print('\n'.join(lines))

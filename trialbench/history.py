@@ -4,7 +4,7 @@ import datetime
 import os
 import uuid
 
-__all__ = ['SESSION', 'now', 'new_segment', 'LEDGER_ENDINGS', 'format_ledger']
+__all__ = ['SESSION', 'now', 'new_segment', 'LEDGER_ENDINGS', 'format_ledger', 'format_record']
 
 #: An id for this Python process, so records from two kernels never look alike.
 SESSION = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
@@ -31,6 +31,13 @@ def new_segment(epochs_done, target_epochs, resumed_from, versions):
         'resumed_from': resumed_from,
         **versions,
     }
+
+
+def format_record(record, sep=' ', skip=()):
+    """``loss=0.6931 mock=12.5`` from an epoch record: floats to 4 significant digits, keys in
+    ``skip`` left out."""
+    return sep.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                    for k, v in record.items() if k not in skip)
 
 
 def format_ledger(ledger):

@@ -8,7 +8,7 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .errors import CheckpointError
-from .history import format_ledger
+from .history import format_ledger, format_record
 
 __all__ = ['describe', 'describe_text', 'human_size', 'main']
 
@@ -62,8 +62,7 @@ def describe(path):
 
 
 def _record(record):
-    return ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                     for k, v in record.items() if k != 'epoch') or 'none'
+    return format_record(record, ', ', ('epoch',)) or 'none'
 
 
 def describe_text(path):

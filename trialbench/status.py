@@ -1,5 +1,6 @@
 """A trial's standing as plain data and as one line of text."""
 
+from .history import format_record
 from .state import DATA, EPOCH, MAX_EPOCHS, STEPS
 
 __all__ = ['trial_status', 'format_status']
@@ -45,6 +46,5 @@ def format_status(info):
         head = f"idle, {info['epochs_done']} epochs done"
         if info['ended'] is not None:
             head += f" (last run {info['ended']}, target {info['target']})"
-    metrics = ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                       for k, v in info['last_metrics'].items())
+    metrics = format_record(info['last_metrics'])
     return f"{info['name']}: {head}" + (f' | {metrics}' if metrics else '')

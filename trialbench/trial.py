@@ -13,7 +13,7 @@ from . import __version__
 from .callbacks.base import CallbackList
 from .distributed import attach, segment_info
 from .errors import TrialBusyError, TrialConfigError
-from .history import new_segment, now
+from .history import format_record, new_segment, now
 from .loop import Loops, split_batch, to_device
 from .metrics import make_metric
 from .state import (CRITERION, DEVICE, EPOCH, HISTORY, MAX_EPOCHS, METRICS, MODEL, OPTIMIZER,
@@ -459,8 +459,7 @@ class Trial(Loops):
     def __repr__(self):
         opt = 'none' if self.optimizer is None else _describe_optimizer(self.optimizer)
         last = self.history[-1] if self.history else {}
-        metrics = ', '.join(f'{k}={v:.4g}' for k, v in last.items()
-                            if k != 'epoch' and isinstance(v, float))
+        metrics = format_record(last, ', ', ('epoch',))
         status = 'running, ' if self._running else ''
         return (f'<Trial {self.name!r}: model={type(self.model).__name__}, optimizer={opt}, '
                 f'{status}epochs done={len(self.history)}' + (f', {metrics}' if metrics else '')

@@ -5,15 +5,11 @@ import sys
 import time
 
 from ..distributed import is_main
+from ..history import format_record
 from ..state import EPOCH, MAX_EPOCHS, METRICS, STEPS, TRIAL
 from .base import Callback
 
-__all__ = ['ConsoleProgress', 'format_metrics']
-
-
-def format_metrics(metrics):
-    """``loss=0.6931 mock=12.5`` from a mapping of floats, the epoch left out."""
-    return ' '.join(f'{k}={v:.4g}' for k, v in metrics.items() if k != 'epoch')
+__all__ = ['ConsoleProgress']
 
 
 class ConsoleProgress(Callback):
@@ -63,14 +59,14 @@ class ConsoleProgress(Callback):
         now = time.monotonic()
         if now >= self._next:
             self._next = now + self.interval
-            self._bar.set_postfix_str(format_metrics(state[METRICS]), refresh=False)
+            self._bar.set_postfix_str(format_record(state[METRICS], skip=('epoch',)), refresh=False)
             self._bar.update(self._count - self._bar.n)
 
     def on_end_epoch(self, state):
         if self._quiet:
             return
         seconds = time.monotonic() - self._started
-        text = format_metrics(state[METRICS])
+        text = format_record(state[METRICS], skip=('epoch',))
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
             self._bar.update(self._count - self._bar.n)

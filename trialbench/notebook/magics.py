@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from ..checkpoint import load_checkpoint
 from ..errors import CheckpointError, TrialError
-from ..history import format_ledger
+from ..history import format_ledger, format_record
 from ..trial import Trial
 
 __all__ = ['TrialMagics', 'load_ipython_extension', 'unload_ipython_extension', 'inspect_text']
@@ -125,8 +125,7 @@ def inspect_text(path):
 
 
 def _record(record):
-    return ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                    for k, v in record.items())
+    return format_record(record)
 
 
 def _names(code):
