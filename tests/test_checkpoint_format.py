@@ -3,6 +3,7 @@
 import os
 import zlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,26 +20,45 @@ def trained(tmp_path):
     return trial
 
 
-def test_digest_is_adler32_and_old_crc32_digests_still_verify(tmp_path):
-    payload = {'w': torch.arange(6.0), 'n': 3}
+def test_digest_is_wsum_and_old_adler32_and_crc32_digests_still_verify(tmp_path):
+    payload = {'w': torch.arange(6.0), 'big': torch.randn(3000), 'n': 3}
     new = plaindata.digest(payload)
-    assert new.startswith('adler32:') and len(new) == len('adler32:') + 8
-    old = plaindata._checksum(payload, zlib.crc32, 0)  # how files written before were digested
-    assert plaindata.digest_matches(payload, new) and plaindata.digest_matches(payload, old)
-    changed = {'w': torch.arange(6.0) + 1, 'n': 3}
-    assert not plaindata.digest_matches(changed, new)
-    assert not plaindata.digest_matches(changed, old)
+    assert new.startswith('wsum:') and len(new) == len('wsum:') + 8
+    adler = f"adler32:{plaindata._walk(payload, zlib.adler32, 1)[0]:08x}"  # files written before
+    crc = plaindata._walk(payload, zlib.crc32, 0)[0]  # and before those
+    for expected in (new, adler, crc):
+        assert plaindata.digest_matches(payload, expected)
+        changed = {**payload, 'big': payload['big'].clone()}
+        changed['big'][2500] += 1  # one word in the second 4 KiB block
+        assert not plaindata.digest_matches(changed, expected)
     assert not plaindata.digest_matches(payload, None)
 
     sd = trained(tmp_path).state_dict()
     sd.pop('digest')
     path = tmp_path / 'old.pt'
-    torch.save({**sd, 'digest': plaindata._checksum(sd, zlib.crc32, 0)}, path)
-    assert trialbench.load_checkpoint(path)['kind'] == 'trial'
-    guide_trial().load(path)
-    torch.save({**sd, 'digest': plaindata._checksum(sd, zlib.crc32, 0) ^ 1}, path)
+    for old in (plaindata._walk(sd, zlib.crc32, 0)[0],
+                f"adler32:{plaindata._walk(sd, zlib.adler32, 1)[0]:08x}"):
+        torch.save({**sd, 'digest': old}, path)
+        assert trialbench.load_checkpoint(path)['kind'] == 'trial'
+        guide_trial().load(path)
+    torch.save({**sd, 'digest': plaindata._walk(sd, zlib.crc32, 0)[0] ^ 1}, path)
     with pytest.raises(CheckpointCorruptError, match='digest'):
         guide_trial().load(path)
+
+
+def test_wsum_sees_a_swap_of_two_words_and_every_byte_after_the_last_block():
+    data = np.random.default_rng(0).integers(0, 256, 3 * 4096 + 13, dtype=np.uint8)
+    base = plaindata.wsum(data)
+    words = data[:4096].view('<u8').copy()
+    swapped = data.copy()
+    swapped[:4096].view('<u8')[[3, 300]] = words[[300, 3]]
+    assert plaindata.wsum(swapped) != base
+    for at in (0, 4095, 4096 * 3 + 5, len(data) - 1):
+        flipped = data.copy()
+        flipped[at] ^= 1
+        assert plaindata.wsum(flipped) != base
+    assert plaindata.wsum(data.tobytes()) == base
+    assert plaindata.wsum(data[:-1]) != base
 
 
 def test_save_restores_torchs_crc_option(tmp_path):
@@ -78,3 +98,16 @@ def test_safetensors_export_is_written_in_place(tmp_path):
     assert data['metadata']['name'] == trial.name
     for k, v in trial.model.state_dict().items():
         assert torch.equal(data['model'][k], v)
+
+
+def test_python_random_state_is_one_tensor_and_the_old_list_form_restores():
+    import random
+    from trialbench import rng
+    random.seed(7)
+    saved = rng.capture()
+    assert isinstance(saved['python']['internal'], torch.Tensor)
+    expected = [random.random() for _ in range(3)]
+    for internal in (saved['python']['internal'], saved['python']['internal'].tolist()):
+        random.seed(99)
+        rng.restore({**saved, 'python': {**saved['python'], 'internal': internal}})
+        assert [random.random() for _ in range(3)] == expected

@@ -56,8 +56,10 @@ def build_payload(trial):
     return payload
 
 
-def check_payload(payload, path=None):
-    """Raise a clear error unless ``payload`` is a full trialbench checkpoint this version reads."""
+def check_payload(payload, path=None, copy=False):
+    """Raise a clear error unless ``payload`` is a full trialbench checkpoint this version
+    reads; returns it, or with ``copy=True`` a copy of all its tensors but the model's (the
+    copies of a mapped file are digested as they are made)."""
     where = f'{path}' if path is not None else 'the state dict'
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         if isinstance(payload, dict) and payload and all(
@@ -74,11 +76,14 @@ def check_payload(payload, path=None):
             f'{where} has checkpoint format version {version!r}, newer than the version '
             f'{FORMAT_VERSION} this trialbench ({__version__}) reads; upgrade trialbench', path)
     expected = payload.get('digest')
-    if expected is not None:
-        body = {k: v for k, v in payload.items() if k != 'digest'}
-        if not safeio.digest_matches(body, expected):
-            raise CheckpointCorruptError(f'{where} is damaged: its contents do not match the '
-                                         'digest stored when it was written', path)
+    if expected is None:
+        return safeio.copy_checked(payload, None, copy, keep=('model',))[0]
+    body = {k: v for k, v in payload.items() if k != 'digest'}
+    body, matches = safeio.copy_checked(body, expected, copy, keep=('model',))
+    if not matches:
+        raise CheckpointCorruptError(f'{where} is damaged: its contents do not match the '
+                                     'digest stored when it was written', path)
+    return {**body, 'digest': expected}
 
 
 def apply_payload(trial, payload, strict=True, path=None, checked=False):
@@ -216,29 +221,9 @@ def _read_full(path):
                                'history or random state), so a trial cannot resume from it; '
                                'use load_checkpoint(path)["model"]', path)
     safeio.clean_stray_temps(os.path.dirname(os.path.abspath(path)))
-    # mapped, not read: the digest check is then the one full pass over the file, and
-    # load_state_dict the one copy of the parameters
-    payload = safeio.read_torch(path, mmap=True)
-    check_payload(payload, path)
-    return {k: v if k == 'model' else _copied(v) for k, v in payload.items()}
-
-
-def _copied(value):
-    """``value`` with every tensor copied out of the mapped file (the optimizer state and any
-    callback tensors are kept after loading; the model's are copied by load_state_dict)."""
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, dict):
-        out = {k: _copied(v) for k, v in value.items()}
-        if type(value) is not dict:
-            out = type(value)(out)
-            if hasattr(value, '_metadata'):
-                out._metadata = value._metadata
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [_copied(v) for v in value]
-        return tuple(items) if isinstance(value, tuple) else items
-    return value
+    # mapped, not read: what is kept (all but the model) is copied out of the mapping and
+    # digested while the copy is in cache; the model's tensors are copied by load_state_dict
+    return check_payload(safeio.read_torch(path, mmap=True), path, copy=True)
 
 
 def load_checkpoint(path):

@@ -32,7 +32,9 @@ def capture(loader=None):
         'torch': torch.get_rng_state(),
         'cuda': [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
-        'python': {'version': version, 'internal': list(internal), 'gauss': gauss},
+        # one tensor, not 625 pickled ints: a load unpickles and digests it at once
+        'python': {'version': version, 'internal': torch.tensor(internal, dtype=torch.int64),
+                   'gauss': gauss},
         'numpy': None,
         'loader': {name: gen.get_state() for name, gen in loader_generators(loader).items()},
     }
@@ -63,7 +65,9 @@ def restore(saved, loader=None):
                       'GPU random streams will differ from the original run')
     py = saved.get('python')
     if py is not None:
-        random.setstate((py['version'], tuple(py['internal']), py['gauss']))
+        internal = py['internal']  # a list in files written before it was a tensor
+        internal = internal.tolist() if isinstance(internal, torch.Tensor) else internal
+        random.setstate((py['version'], tuple(internal), py['gauss']))
     else:
         _differs("Python's random")
     if saved.get('numpy') is not None:

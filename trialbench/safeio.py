@@ -20,12 +20,12 @@ import time
 
 import torch
 
-from .plaindata import digest, digest_matches, to_plain
+from .plaindata import copy_checked, digest, digest_matches, to_plain
 from .errors import (CheckpointCorruptError, CheckpointNotFoundError, CheckpointSaveError,
                      UnsafeCheckpointError, WrongFormatError)
 
 __all__ = ['atomic_write', 'atomic_write_path', 'save_torch', 'clean_stray_temps', 'to_plain',
-           'digest', 'digest_matches', 'read_torch', 'sniff', 'ZIP_MAGIC']
+           'copy_checked', 'digest', 'digest_matches', 'read_torch', 'sniff', 'ZIP_MAGIC']
 
 ZIP_MAGIC = b'PK\x03\x04'
 _TEMP = re.compile(r'^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<n>\d+)$')
