@@ -72,6 +72,22 @@ def downsample(x, y, limit=MAX_POINTS):
     return x[keep], y[keep]
 
 
+def _ylim(arrays, current=None):
+    """The y-limits for a panel drawing ``arrays``: ``current`` while the data stays inside,
+    else the data's range with a margin (so a slowly falling loss rarely moves them)."""
+    low, high = math.inf, -math.inf
+    for y in arrays:
+        y = y[np.isfinite(y)]
+        if len(y):
+            low, high = min(low, float(y.min())), max(high, float(y.max()))
+    if low > high:
+        return (0.0, 1.0)
+    if current is not None and current[0] <= low and high <= current[1]:
+        return current
+    span = (high - low) or abs(high) or 1.0
+    return (low - _Y_MARGIN * span, high + _Y_MARGIN * span)
+
+
 def segment_label(number, segment):
     """``'#2 1234-ab12cd34 stopped'``: the segment's number, session and how it ended."""
     return f"#{number} {segment.get('session', '?')} {segment.get('ended', '?')}"
@@ -117,7 +133,7 @@ class Plotter:
         self.lines = {}
         self.markers = []
         self._layout = None
-        self._ledger_key = None
+        self._markers_shown = None
         self._title = None
         self._columns = _Columns()
         self._converted = {}
@@ -128,51 +144,50 @@ class Plotter:
     def update(self, history, ledger=(), running=None, title=''):
         """Show ``history`` (epoch records), ``ledger`` (segments) and ``running`` (a mapping
         ``name -> (xs, ys)`` of batch-level running values); returns the figure."""
+        self.show(self.scene(history, ledger, running, title))
+        return self.figure
+
+    def scene(self, history, ledger=(), running=None, title=''):
+        """What :meth:`update` would draw, as plain data (layout, each line's drawn points,
+        limits, ledger markers, title) that :meth:`show` applies, here or in another process."""
         running = running or {}
         columns = self._columns.update(history)
         names = _names(columns, running) or ['loss']
         layout = tuple((n, f'val_{n}' in columns) for n in names)
-        if layout != self._layout:
-            self._build(layout)
         right = max([1, len(history)] + [s.get('target_epochs', 0) for s in ledger[-1:]])
+        lines = {}
         for name, has_val in layout:
             xs, ys = running.get(name, ((), ()))
-            self._set(name, 'running', xs, ys)
-            self._set(name, 'train', *columns.get(name, ((), ())))
+            lines[(name, 'running')] = self._points((name, 'running'), xs, ys)
+            lines[(name, 'train')] = self._points((name, 'train'), *columns.get(name, ((), ())))
             if has_val:
-                self._set(name, 'val', *columns[f'val_{name}'])
+                lines[(name, 'val')] = self._points((name, 'val'), *columns[f'val_{name}'])
             if len(xs):
                 right = max(right, xs[-1])
+        previous = self._limits if layout == self._layout else None
         limits = [(0, right + 0.02 * right)]
-        for name, _ in layout:
-            limits.append(self._ylim(name))
-        limits = tuple(limits)
+        for i, (name, _) in enumerate(layout):
+            ys = [y for (panel, _), (_, y) in lines.items() if panel == name]
+            limits.append(_ylim(ys, previous[1 + i] if previous else None))
+        markers = tuple((segment.get('start_epoch', 1) - 1, segment_label(number, segment))
+                        for number, segment in enumerate(ledger, 1))
+        return {'layout': layout, 'lines': lines, 'limits': tuple(limits), 'markers': markers,
+                'title': title}
+
+    def show(self, scene):
+        """Apply a :meth:`scene` to the figure's artists (nothing is rendered yet)."""
+        if scene['layout'] != self._layout:
+            self._build(scene['layout'])
+        for key, (x, y) in scene['lines'].items():
+            self.lines[key].set_data(x, y)
+        limits = scene['limits']
         if limits != self._limits:
-            for (name, _), ylim in zip(layout, limits[1:]):
+            for name, ylim in zip(self.axes, limits[1:]):
                 self.axes[name].set_xlim(*limits[0])
                 self.axes[name].set_ylim(*ylim)
             self._limits, self._background = limits, None
-        self._mark(ledger)
-        self._title.set_text(title)
-        return self.figure
-
-    def _ylim(self, name):
-        """The y-limits of panel ``name``: the current ones while the data stays inside, else
-        the data's range with a margin (so a slowly falling loss rarely moves them)."""
-        low, high = math.inf, -math.inf
-        for (panel, _), line in self.lines.items():
-            if panel == name:
-                y = np.asarray(line.get_ydata(), dtype=float)
-                y = y[np.isfinite(y)]
-                if len(y):
-                    low, high = min(low, float(y.min())), max(high, float(y.max()))
-        if low > high:
-            return (0.0, 1.0)
-        current = self._limits[1 + list(self.axes).index(name)] if self._limits else None
-        if current is not None and current[0] <= low and high <= current[1]:
-            return current
-        span = (high - low) or abs(high) or 1.0
-        return (low - _Y_MARGIN * span, high + _Y_MARGIN * span)
+        self._mark(scene['markers'])
+        self._title.set_text(scene['title'])
 
     def render(self):
         """The figure as PNG bytes: the background (axes, ticks, grid) is drawn only when it
@@ -209,7 +224,7 @@ class Plotter:
         self._title = fig.suptitle('', fontsize=9, x=0.01, ha='left', animated=True)
         height = self.panel_height * len(layout) + 0.9
         fig.set_size_inches(self.width, height)
-        self.axes, self.lines, self._ledger_key = {}, {}, None
+        self.axes, self.lines, self._markers_shown = {}, {}, None
         self.markers, self._limits, self._background = [], None, None
         first = None
         for i, (name, has_val) in enumerate(layout, 1):
@@ -235,10 +250,9 @@ class Plotter:
                             hspace=0.12)
         self._layout = layout
 
-    def _set(self, name, series, xs, ys):
-        x, y = downsample(*self._arrays((name, series), xs, ys), self.max_points)
-        y = np.where(np.isfinite(y), y, np.nan)
-        self.lines[(name, series)].set_data(x, y)
+    def _points(self, key, xs, ys):
+        x, y = downsample(*self._arrays(key, xs, ys), self.max_points)
+        return x, np.where(np.isfinite(y), y, np.nan)
 
     def _arrays(self, key, xs, ys):
         # lists that only grow (running values, epoch columns) are converted by their new tail
@@ -253,23 +267,21 @@ class Plotter:
             self._converted[key] = (xs, ys, n, x, y)
         return x, y
 
-    def _mark(self, ledger):
-        key = tuple((s.get('start_epoch'), s.get('session'), s.get('ended')) for s in ledger)
-        if key == self._ledger_key:
+    def _mark(self, markers):
+        if markers == self._markers_shown:
             return
         for artist in self.markers:
             artist.remove()
         self.markers = []
         top = next(iter(self.axes.values()))
-        for number, segment in enumerate(ledger, 1):
-            x = segment.get('start_epoch', 1) - 1
+        for x, label in markers:
             for ax in self.axes.values():
                 self.markers.append(ax.axvline(x, color='0.45', lw=0.9, ls='--',
                                                 animated=True))
-            self.markers.append(top.text(x, 1.01, segment_label(number, segment),
-                                         transform=top.get_xaxis_transform(), fontsize=7,
-                                         va='bottom', ha='left', color='0.3', animated=True))
-        self._ledger_key = key
+            self.markers.append(top.text(x, 1.01, label, transform=top.get_xaxis_transform(),
+                                         fontsize=7, va='bottom', ha='left', color='0.3',
+                                         animated=True))
+        self._markers_shown = markers
 
 
 def render_png(history, ledger=(), running=None, title=''):
