@@ -158,10 +158,11 @@ def test_errors_show_in_the_status_line_and_lose_nothing():
 
 
 def test_redraws_follow_time_not_batches():
-    dash = make(Dashboard(plot_interval=3600, text_interval=0), n=200, batch_size=2)
+    dash = make(Dashboard(plot_interval=3600, first_draw=3600, text_interval=0), n=200,
+                batch_size=2)
     drawn = dash.redraws
     dash.trial.run(2)
-    # a long interval: only the final picture was drawn, while the text followed every batch
+    # long intervals: only the final picture was drawn, while the text followed every batch
     assert dash.redraws == drawn + 1
     assert dash.widgets.progress_text.value.startswith('epoch 2 of 2')
     xs, _ = dash.running_values['loss']
@@ -187,7 +188,7 @@ def test_one_dashboard_per_trial_outside_a_cell():
 
 
 def test_nothing_is_drawn_before_there_is_data_and_unchanged_data_is_not_redrawn():
-    dash = make(Dashboard(plot_interval=3600))
+    dash = make(Dashboard(plot_interval=3600, first_draw=3600))
     assert dash.redraws == 0 and dash.png == b'' and dash.widgets.plot.value == b''
     assert 'image/png' not in dash.bundle()
     dash.trial.run(1)

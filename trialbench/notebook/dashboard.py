@@ -3,7 +3,10 @@
 Hooks run on the training thread; button handlers run on the kernel's main thread and only
 ask (each calls one public method of the trial, which the worker serves at a step boundary).
 Widgets are updated by assigning traits, never inside ``with output:``, and the plot is a
-PNG drawn with the Agg canvas (see :mod:`trialbench.notebook.plots`).
+PNG drawn with the Agg canvas (see :mod:`trialbench.notebook.plots`). During a run the
+pictures are drawn by a helper process (:mod:`trialbench.notebook.renderer`), so the training
+thread only hands over the data; the last one is waited for, so it is in the output when the
+run returns.
 """
 
 import base64
@@ -17,11 +20,16 @@ from ..callbacks.base import Callback
 from ..env import current_cell, in_notebook
 from ..state import BATCH, EPOCH, MAX_EPOCHS, METRICS, STEPS, TRIAL
 from .plots import Plotter
+from .renderer import shared_renderer
 from .widgets import build_widgets
 
-__all__ = ['Dashboard', 'dashboard_for', 'format_seconds', 'WIDGET_VIEW_MIME']
+__all__ = ['Dashboard', 'dashboard_for', 'format_seconds', 'WIDGET_VIEW_MIME', 'RENDER_TIMEOUT']
 
 WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json'
+
+#: Default seconds the end of a run waits for its last picture from the helper before
+#: drawing it itself.
+RENDER_TIMEOUT = 10.0
 
 _DASHBOARDS = weakref.WeakKeyDictionary()
 
@@ -37,14 +45,20 @@ def format_seconds(seconds):
 class Dashboard(Callback):
     """Curves, progress, status and buttons for one trial.
 
-    The plot is redrawn by time, no sooner than ``max(plot_interval, redraw_factor x the last
-    redraw's cost)`` seconds after the previous one; the progress text and status follow
-    every ``text_interval`` seconds. Exports go to ``export_dir``.
+    During a run the plot is redrawn by time: first ``first_draw`` seconds after the start,
+    then no sooner than ``max(plot_interval, redraw_factor x the last redraw's cost)`` seconds
+    after the previous one; the progress text and status follow every ``text_interval``
+    seconds. Exports go to ``export_dir``. Pictures are drawn by the process's shared
+    :class:`~trialbench.notebook.renderer.Renderer`, or the one given as ``renderer``;
+    ``renderer=False`` (or ``TRIALBENCH_RENDER=inline``) draws them on the training thread.
+    The end of a run waits up to ``render_timeout`` seconds for its last picture.
     """
 
     def __init__(self, trial=None, plot_interval=1.0, redraw_factor=50.0, text_interval=0.25,
-                 export_dir='exports'):
+                 export_dir='exports', first_draw=0.25, renderer=None,
+                 render_timeout=RENDER_TIMEOUT):
         self.plot_interval = plot_interval
+        self.first_draw = first_draw
         self.redraw_factor = redraw_factor
         self.text_interval = text_interval
         self.export_dir = export_dir
@@ -60,6 +74,14 @@ class Dashboard(Callback):
         self._lock = threading.RLock()
         self._next_text = self._next_draw = 0.0
         self._drawn_key = None
+        self._drawn = threading.Condition(self._lock)
+        self._seq = self._shown_seq = 0
+        self._pending = self._plot_id = None
+        self._inline = renderer is False
+        self._own_renderer = renderer or None
+        self.render_timeout = render_timeout
+        self.render_error = None
+        self._renderer()  # start the helper now: it warms up while the cell goes on
         self._run_state = 'idle'
         self._target = self._steps = None
         self._t0, self._batches = time.monotonic(), 0
@@ -127,25 +149,108 @@ class Dashboard(Callback):
         """Draw the curves now (on the calling thread); returns the PNG bytes. When nothing
         was recorded since the last picture (history, ledger, running values), that picture
         is returned as it is."""
+        with self._lock:
+            started = time.perf_counter()
+            if self._scene() is None:
+                return self.png
+            self._seq += 1
+            png = self.plotter.render()
+            self._shown(self._seq, png, time.perf_counter() - started)
+            return png
+
+    def _scene(self):
+        """Bring the plotter up to date with the trial (the lock is held); returns the scene
+        to draw, or None when nothing was recorded since the last picture."""
         trial = self.trial
         history = list(trial.history) if trial is not None else []
         ledger = [dict(s) for s in trial.ledger] if trial is not None else []
         title = f'{trial.name}: {len(history)} epochs' if trial is not None else ''
-        with self._lock:
-            key = (title, id(history[-1]) if history else None, repr(ledger),
-                   tuple((name, len(xs)) for name, (xs, _) in self.running_values.items()))
-            if self.png and key == self._drawn_key:
-                return self.png
-            self._drawn_key = key
-            started = time.perf_counter()
-            self.plotter.update(history, ledger, self.running_values, title)
-            png = self.plotter.render()
-            self.redraw_cost = time.perf_counter() - started
+        key = (title, id(history[-1]) if history else None, repr(ledger),
+               tuple((name, len(xs)) for name, (xs, _) in self.running_values.items()))
+        if self.png and key == self._drawn_key:
+            return None
+        self._drawn_key = key
+        scene = self.plotter.scene(history, ledger, self.running_values, title)
+        self.plotter.show(scene)
+        return scene
+
+    def _shown(self, seq, png, cost):
+        """Picture ``seq`` is ready (the lock is held): show it unless a newer one is."""
+        if seq <= self._shown_seq:
+            return
+        self._shown_seq = seq
         self.png = self.widgets.plot.value = png
         self.redraws += 1
+        self.redraw_cost = cost
         self._next_draw = time.monotonic() + max(self.plot_interval,
                                                  self.redraw_factor * self.redraw_cost)
-        return png
+
+    def _renderer(self):
+        """The helper process this dashboard draws in, or None to draw on the calling thread."""
+        if self._inline:
+            return None
+        renderer = self._own_renderer or shared_renderer()
+        if renderer is None or not renderer.alive:
+            self._inline = True
+        elif self._plot_id is None:
+            answer = weakref.WeakMethod(self._answer)
+            self._plot_id = renderer.open(lambda *args: (answer() or _ignore)(*args))
+            weakref.finalize(self, renderer.close_plot, self._plot_id)
+        return renderer
+
+    def _draw_later(self):
+        """Ask the helper for a picture and go on (one at a time; drawn here without one).
+        Returns the picture's number, or None when none was asked for."""
+        renderer = self._renderer()
+        if renderer is None:
+            self.redraw()
+            return None
+        with self._lock:
+            if self._pending is not None:
+                return None
+            scene = self._scene()
+            if scene is None:
+                return None
+            self._seq += 1
+            self._pending = seq = self._seq
+            self._next_draw = time.monotonic() + self.plot_interval  # until the answer
+        if not renderer.submit(self._plot_id, seq, scene):
+            self._answer(seq, None, renderer.error)
+        return seq
+
+    def _answer(self, seq, png, info):
+        """The helper's answer (on its reader thread): the PNG and the seconds it took, or
+        None and what went wrong (``seq`` None: the helper is gone)."""
+        with self._drawn:
+            if png is not None:
+                self._shown(seq, png, info)
+            else:
+                self.render_error, self._inline = info, True
+            if seq is None or seq == self._pending:
+                self._pending = None
+            self._drawn.notify_all()
+
+    def _final_picture(self):
+        """Draw the run's last picture and wait for it (up to ``render_timeout`` seconds):
+        drawn here when the helper fails or is too slow."""
+        timeout = self.render_timeout
+        deadline = time.monotonic() + timeout
+        with self._drawn:  # a picture in flight first
+            idle = self._drawn.wait_for(lambda: self._pending is None, timeout)
+        if idle:
+            seq = self._draw_later()
+            if seq is None:  # nothing new since the last picture, or drawn here
+                return
+            with self._drawn:
+                idle = self._drawn.wait_for(lambda: self._pending != seq,
+                                            max(0.0, deadline - time.monotonic()))
+                if idle and self._shown_seq >= seq:
+                    return
+        with self._lock:
+            if not idle:
+                self.render_error = f'no picture from the renderer in {timeout:g} s'
+            self._inline, self._drawn_key = True, None
+        self.redraw()
 
     # ------------------------------------------------------------------- hooks
     def on_start(self, state):
@@ -155,8 +260,7 @@ class Dashboard(Callback):
         self.widgets.epochs.value = self._target
         self._t0, self._batches = time.monotonic(), 0
         self._next_text = 0.0
-        self._next_draw = self._t0 + max(self.plot_interval,
-                                         self.redraw_factor * self.redraw_cost)
+        self._next_draw = self._t0 + self.first_draw
         self._run_state = f'running to {self._target} epochs'
         self._refresh()
 
@@ -171,13 +275,13 @@ class Dashboard(Callback):
         self._sample(state[METRICS], epoch, batch)
         self._progress(epoch, batch, now)
         if now >= self._next_draw:
-            self.redraw()
+            self._draw_later()
 
     def on_end_epoch(self, state):
         now = time.monotonic()
         self._progress(state[EPOCH], self._steps, now)
         if now >= self._next_draw:
-            self.redraw()
+            self._draw_later()
 
     def on_end(self, state):
         trial = self.trial
@@ -186,7 +290,7 @@ class Dashboard(Callback):
         self._run_state = f'{ended} after {len(trial.history)} of {self._target} epochs'
         if self.note.startswith('stop asked'):
             self.note = ''
-        self.redraw()
+        self._final_picture()
         self._progress(len(trial.history), self._steps, time.monotonic(), final=True)
         self._refresh()
         for handle in self._handles:
@@ -301,6 +405,10 @@ class Dashboard(Callback):
         """Stop button: ``trial.stop()``; the run ends at the next step boundary."""
         self.trial.stop()
         self._say('stop asked: the run ends at the next step')
+
+
+def _ignore(*args):
+    """Answers for a dashboard that no longer exists."""
 
 
 def dashboard_for(trial):
