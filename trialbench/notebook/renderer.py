@@ -53,6 +53,7 @@ class Renderer:
 
     def __init__(self):
         self.error = None
+        self.pid = os.getpid()  # a forked process must not write into this one's pipes
         self.seconds = 0.0  # CPU seconds the helper spent on pictures, as it reported them
         self._answers = {}
         self._ids = itertools.count(1)
@@ -158,13 +159,14 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_renderer():
-    """The process's :class:`Renderer`, started on first use; None where pictures are drawn
-    inline (``TRIALBENCH_RENDER=inline``, or the helper could not start or has ended)."""
+    """The process's :class:`Renderer`, started on first use (a forked process starts its
+    own); None where pictures are drawn inline (``TRIALBENCH_RENDER=inline``, or the helper
+    could not start or has ended)."""
     global _SHARED
     if os.environ.get(INLINE_ENV, '').lower() == 'inline':
         return None
     with _SHARED_LOCK:
-        if _SHARED is None:
+        if _SHARED is None or (_SHARED and _SHARED.pid != os.getpid()):
             try:
                 _SHARED = Renderer()
             except OSError:
