@@ -18,7 +18,7 @@ PRESETS = {
                  repeats=1, sizes=(0.05,), import_runs=1, notebook=False),
     'quick': dict(size='quick', rounds=3, warmup=1, dash_epochs=1, points=(10, 1000, 100000),
                   repeats=3, sizes=(1,), import_runs=5, notebook=False),
-    'full': dict(size='full', rounds=7, warmup=1, dash_epochs=3, points=(10, 1000, 100000),
+    'full': dict(size='full', rounds=7, warmup=1, dash_epochs=12, points=(10, 1000, 100000),
                  repeats=5, sizes=(1, 25), import_runs=11, notebook=True),
 }
 PEER_PACKAGES = {'ignite': 'pytorch-ignite', 'poutyne': 'poutyne', 'torchbearer': 'torchbearer',

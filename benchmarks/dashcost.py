@@ -1,5 +1,9 @@
 """Dashboard cost: W2 trained with the live dashboard against without it, and the cost of
-one redraw at 10, 1,000 and 100,000 history points. Skipped where the dashboard is absent."""
+one redraw at 10, 1,000 and 100,000 history points. Skipped where the dashboard is absent.
+
+The dashboard draws its pictures in a helper process; the variant ``inline`` draws them on
+the training thread (as with ``TRIALBENCH_RENDER=inline``), and the helper's own CPU time per
+run is reported beside the table."""
 
 import statistics
 import time
@@ -12,14 +16,14 @@ __all__ = ['dashboard_factory', 'run_dashboard', 'redraw_ms']
 TARGET = 1.02
 
 
-def dashboard_factory():
-    """A function ``trial -> [Dashboard]`` rendering PNGs without a kernel, or the reason it
-    is unavailable as a string."""
+def dashboard_factory(**options):
+    """A function ``trial -> [Dashboard]`` rendering PNGs without a kernel (``options`` go to
+    the Dashboard), or the reason it is unavailable as a string."""
     try:
         from trialbench.notebook.dashboard import Dashboard
     except Exception as exc:
         return f'trialbench.notebook.dashboard not importable ({type(exc).__name__}: {exc})'
-    return lambda trial: [Dashboard(trial)]
+    return lambda trial: [Dashboard(trial, **options)]
 
 
 def _history(n):
@@ -56,14 +60,22 @@ def run_dashboard(size, rounds, epochs, points=(10, 1000, 100000), repeats=5, wa
     factory = dashboard_factory()
     if isinstance(factory, str):
         return {'title': 'Dashboard cost', 'skipped': factory}
+    from trialbench.notebook.renderer import shared_renderer
     torch.set_num_threads(1)
     w = workloads(size, ['W2'])[0]
-    plain, dashed = _trialbench(w, epochs=epochs), _trialbench(w, factory, epochs=epochs)
-    rows = summarize(interleave(plain, {'trialbench+dashboard': dashed}, rounds, warmup))
-    row = rows['trialbench+dashboard']
+    plain = _trialbench(w, epochs=epochs)
+    variants = {'trialbench+dashboard': _trialbench(w, factory, epochs=epochs),
+                'trialbench+dashboard inline': _trialbench(w, dashboard_factory(renderer=False),
+                                                           epochs=epochs)}
+    helper = shared_renderer()
+    helper_before = helper.seconds if helper else 0.0
+    rows = summarize(interleave(plain, variants, rounds, warmup))
+    row = rows['trialbench+dashboard']  # the inline row is for comparison: no target
     row['target'] = TARGET
     row['met'] = verdict(row['ratio'], TARGET)
     row['met_cpu'] = verdict(row['cpu_ratio'], TARGET)
+    helper_ms = ((helper.seconds - helper_before) * 1e3 / (rounds + warmup)) if helper else None
     return {'title': 'Dashboard cost on W2 (baseline: trialbench, verbose=0)',
             'workload': w.title, 'epochs': epochs, 'rows': rows,
+            'helper_cpu_ms_per_run': helper_ms,
             'redraw_ms': {str(n): redraw_ms(n, repeats) for n in points}}

@@ -51,6 +51,10 @@ def print_report(results):
             out.append(f"  skipped: {dash['skipped']}")
         else:
             out += _table(dash['rows'])
+            helper = dash.get('helper_cpu_ms_per_run')
+            if helper is not None:
+                out.append(f'  helper process: {helper:.1f} ms CPU per dashboard run '
+                           '(drawing, off the training thread)')
             out.append('  one redraw (ms): ' + ', '.join(
                 f'{n} points {ms:.1f}' for n, ms in dash['redraw_ms'].items()))
     ckpt = results.get('checkpoint')

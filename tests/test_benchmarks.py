@@ -44,6 +44,8 @@ def test_tiny_run_writes_tables_json_and_chart(tmp_path):
     dash = results['dashboard']
     if 'skipped' not in dash:
         _ratio_row(dash['rows']['trialbench+dashboard'])
+        _ratio_row(dash['rows']['trialbench+dashboard inline'])
+        assert dash['helper_cpu_ms_per_run'] > 0  # the pictures were drawn by the helper
         assert set(dash['redraw_ms']) == {'10', '1000'}
         assert all(ms > 0 for ms in dash['redraw_ms'].values())
 
