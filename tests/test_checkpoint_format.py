@@ -1,7 +1,6 @@
 """The checkpoint writing and reading paths: digest styles, torch's CRC option, mapped loads."""
 
 import os
-import zlib
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 
 import trialbench
 from trialbench import plaindata, safeio
-from trialbench.errors import CheckpointCorruptError
+from trialbench.errors import CheckpointCorruptError, UnsupportedFormatVersion
 
 from conftest import guide_data, guide_trial
 
@@ -20,45 +19,51 @@ def trained(tmp_path):
     return trial
 
 
-def test_digest_is_wsum_and_old_adler32_and_crc32_digests_still_verify(tmp_path):
+def test_digest_is_xxh3_and_old_adler32_and_crc32_digests_still_verify(tmp_path):
     payload = {'w': torch.arange(6.0), 'big': torch.randn(3000), 'n': 3}
     new = plaindata.digest(payload)
-    assert new.startswith('wsum:') and len(new) == len('wsum:') + 8
-    adler = f"adler32:{plaindata._walk(payload, zlib.adler32, 1)[0]:08x}"  # files written before
-    crc = plaindata._walk(payload, zlib.crc32, 0)[0]  # and before those
+    assert new.startswith('xxh3:') and len(new) == len('xxh3:') + 16
+    adler = plaindata._checksum(payload, 'adler32')  # how files written before were digested
+    crc = plaindata._checksum(payload, 'crc32')  # and before those
+    assert adler.startswith('adler32:') and isinstance(crc, int)
     for expected in (new, adler, crc):
         assert plaindata.digest_matches(payload, expected)
         changed = {**payload, 'big': payload['big'].clone()}
-        changed['big'][2500] += 1  # one word in the second 4 KiB block
+        changed['big'][2500] += 1
         assert not plaindata.digest_matches(changed, expected)
-    assert not plaindata.digest_matches(payload, None)
+    for unknown in (None, 'wsum:00000000', f'md5:{new[5:]}', True):
+        assert not plaindata.digest_matches(payload, unknown)
 
     sd = trained(tmp_path).state_dict()
     sd.pop('digest')
     path = tmp_path / 'old.pt'
-    for old in (plaindata._walk(sd, zlib.crc32, 0)[0],
-                f"adler32:{plaindata._walk(sd, zlib.adler32, 1)[0]:08x}"):
+    for old in (plaindata._checksum(sd, 'crc32'), plaindata._checksum(sd, 'adler32')):
         torch.save({**sd, 'digest': old}, path)
         assert trialbench.load_checkpoint(path)['kind'] == 'trial'
         guide_trial().load(path)
-    torch.save({**sd, 'digest': plaindata._walk(sd, zlib.crc32, 0)[0] ^ 1}, path)
+    torch.save({**sd, 'digest': plaindata._checksum(sd, 'crc32') ^ 1}, path)
     with pytest.raises(CheckpointCorruptError, match='digest'):
+        guide_trial().load(path)
+    torch.save({**sd, 'digest': 'sha9:' + new}, path)  # a kind of digest not known here
+    with pytest.raises(UnsupportedFormatVersion, match="does not check .'sha9:.*upgrade"):
         guide_trial().load(path)
 
 
-def test_wsum_sees_a_swap_of_two_words_and_every_byte_after_the_last_block():
-    data = np.random.default_rng(0).integers(0, 256, 3 * 4096 + 13, dtype=np.uint8)
-    base = plaindata.wsum(data)
-    words = data[:4096].view('<u8').copy()
-    swapped = data.copy()
-    swapped[:4096].view('<u8')[[3, 300]] = words[[300, 3]]
-    assert plaindata.wsum(swapped) != base
+def test_digest_sees_a_flipped_bit_anywhere_a_swap_of_two_words_and_a_changed_shape():
+    data = torch.from_numpy(np.random.default_rng(0).integers(0, 256, 3 * 4096 + 13,
+                                                              dtype=np.uint8))
+    base = plaindata.digest({'t': data})
     for at in (0, 4095, 4096 * 3 + 5, len(data) - 1):
-        flipped = data.copy()
+        flipped = data.clone()
         flipped[at] ^= 1
-        assert plaindata.wsum(flipped) != base
-    assert plaindata.wsum(data.tobytes()) == base
-    assert plaindata.wsum(data[:-1]) != base
+        assert plaindata.digest({'t': flipped}) != base
+    swapped = data.clone()
+    words = swapped[:4096].view(torch.int64)
+    words[[3, 300]] = words[[300, 3]].clone()
+    assert plaindata.digest({'t': swapped}) != base
+    assert plaindata.digest({'t': data[:-1]}) != base
+    assert plaindata.digest({'t': data[:4096].view(64, 64)}) != plaindata.digest({'t': data[:4096]})
+    assert plaindata.digest({'t': data.clone()}) == base
 
 
 def test_save_restores_torchs_crc_option(tmp_path):

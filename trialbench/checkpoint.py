@@ -17,6 +17,7 @@ from .errors import (ArchitectureMismatchError, CheckpointCorruptError, Optimize
                      UnsupportedFormatVersion, WrongFormatError, warn_user)
 from .history import now
 from . import rng, safeio
+from .plaindata import digest_style
 
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'build_payload', 'check_payload', 'apply_payload', 'save_trial',
            'load_trial', 'load_checkpoint', 'save_params', 'export_params']
@@ -78,6 +79,10 @@ def check_payload(payload, path=None, copy=False):
     expected = payload.get('digest')
     if expected is None:
         return safeio.copy_checked(payload, None, copy, keep=('model',))[0]
+    if digest_style(expected) is None:
+        raise UnsupportedFormatVersion(
+            f'{where} carries a digest of a kind this trialbench ({__version__}) does not check '
+            f'({str(expected)[:40]!r}); upgrade trialbench, or use a checkpoint it wrote', path)
     body = {k: v for k, v in payload.items() if k != 'digest'}
     body, matches = safeio.copy_checked(body, expected, copy, keep=('model',))
     if not matches:

@@ -6,12 +6,12 @@ import os
 import zlib
 from collections import OrderedDict
 
-import numpy as np
 import torch
+import xxhash
 
 from .errors import CheckpointSaveError
 
-__all__ = ['to_plain', 'digest', 'digest_matches', 'copy_checked', 'wsum']
+__all__ = ['to_plain', 'digest', 'digest_matches', 'digest_style', 'copy_checked']
 
 
 def to_plain(value, where='checkpoint'):
@@ -77,52 +77,53 @@ def _plain_key(key, where):
                               'checkpoint keys must be strings')
 
 
-#: Words (8 bytes) per block of the ``wsum`` digest.
-_BLOCK = 512
-_WEIGHTS = None
+class _Hasher:
+    """One pass of a digest: ``update`` with each run of bytes, then ``result`` (as stored)."""
+
+    def __init__(self, style):
+        self.style = style
+        if style == 'xxh3':
+            self._h = xxhash.xxh3_64()
+        else:  # the zlib checksums of files written before
+            self._fn, self._total = (zlib.adler32, 1) if style == 'adler32' else (zlib.crc32, 0)
+
+    def update(self, data):
+        if self.style == 'xxh3':
+            self._h.update(data)
+        else:
+            self._total = self._fn(data, self._total)
+
+    def result(self):
+        if self.style == 'xxh3':
+            return f'xxh3:{self._h.intdigest():016x}'
+        return f'adler32:{self._total:08x}' if self.style == 'adler32' else self._total
 
 
-def _weights():
-    """512 odd 64-bit weights from splitmix64 (seed 0): fixed, they are part of the format."""
-    global _WEIGHTS
-    if _WEIGHTS is None:
-        mask, state, out = (1 << 64) - 1, 0, []
-        for _ in range(_BLOCK):
-            state = (state + 0x9E3779B97F4A7C15) & mask
-            z = state
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-            out.append((z ^ (z >> 31)) | 1)
-        _WEIGHTS = np.array(out, dtype='<u8')
-    return _WEIGHTS
-
-
-def wsum(data, total=0):
-    """CRC32 (continuing ``total``) over the weighted sums of ``data``'s 4 KiB blocks.
-
-    ``data`` is a uint8 array or bytes. Each block of 512 little-endian 64-bit words is reduced to
-    one word, the sum of word x weight modulo 2**64 (odd weights: any change to one word,
-    and a swap of two words, changes it); the block sums and the bytes after the last whole
-    block then go through CRC32. The sums run at memory speed, about 14 GB/s here against
-    3-4 GB/s for CRC32 or Adler-32 over the same bytes.
-    """
-    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-    blocks = len(data) // (8 * _BLOCK)
-    if blocks:
-        words = data[:blocks * 8 * _BLOCK].view('<u8').reshape(blocks, _BLOCK)
-        total = zlib.crc32((words @ _weights()).astype('<u8', copy=False), total)
-        data = data[blocks * 8 * _BLOCK:]
-    return zlib.crc32(data, total)
+def digest_style(expected):
+    """The style of a stored digest (``'xxh3'``, ``'adler32'``, ``'crc32'``), or None for one
+    this version does not know."""
+    if isinstance(expected, str) and expected.split(':', 1)[0] in ('xxh3', 'adler32'):
+        return expected.split(':', 1)[0]
+    if isinstance(expected, int) and not isinstance(expected, bool):
+        return 'crc32'  # written before adler32
+    return None
 
 
 def digest(value):
     """A checksum over every tensor's bytes and the shape of the rest, in traversal order.
 
-    It is ``'wsum:'`` and eight hex digits (see :func:`wsum`), checked over every byte on
-    every load. Files written before carry ``'adler32:...'`` or a CRC32 as a plain int;
-    :func:`digest_matches` still checks those.
+    It is ``'xxh3:'`` and 16 hex digits: XXH3-64 (the ``xxhash`` package) runs at memory
+    speed (about 18 GB/s here out of cache, against 2-3 GB/s for CRC32 or Adler-32), and
+    every load checks it over every byte. Files written before carry ``'adler32:...'`` or a
+    CRC32 as a plain int; :func:`digest_matches` still checks those.
     """
-    return f'wsum:{_walk(value, wsum, 0)[0]:08x}'
+    return _checksum(value, 'xxh3')
+
+
+def _checksum(value, style):
+    hasher = _Hasher(style)
+    _walk(value, hasher)
+    return hasher.result()
 
 
 def digest_matches(value, expected):
@@ -133,40 +134,33 @@ def digest_matches(value, expected):
 def copy_checked(value, expected, copy=True, keep=()):
     """``(copy, matches)``: ``value`` with every tensor copied (except those under the
     top-level keys in ``keep``, returned as they are), and whether the digest ``expected``
-    matches. With a ``wsum`` digest each copy is digested as soon as it is made, while it is
-    still in cache. ``copy=False`` returns ``value`` itself."""
-    if isinstance(expected, str) and expected.startswith('wsum:'):
-        total, out = _walk(value, wsum, 0, copy, keep)
-        return out, f'wsum:{total:08x}' == expected
-    out = _walk(value, None, 0, copy, keep)[1] if copy else value
-    if isinstance(expected, str) and expected.startswith('adler32:'):
-        return out, f'adler32:{_walk(out, zlib.adler32, 1)[0]:08x}' == expected
-    if isinstance(expected, int) and not isinstance(expected, bool):
-        return out, _walk(out, zlib.crc32, 0)[0] == expected  # written before adler32
-    return out, False
+    matches. Each copy is digested as soon as it is made, while it is still in cache.
+    ``copy=False`` returns ``value`` itself."""
+    style = digest_style(expected)
+    hasher = _Hasher(style) if style else None
+    out = _walk(value, hasher, copy, keep)
+    return out, hasher is not None and hasher.result() == expected
 
 
-def _walk(value, update, start, copy=False, keep=()):
-    """``(checksum, value)``: ``update`` over every tensor's bytes, then over the rest's
-    shape as JSON, in traversal order; tensors are copied first when ``copy`` (not under the
-    top-level keys in ``keep``). ``update=None`` only copies."""
-    total = start
+def _walk(value, hasher, copy=False, keep=()):
+    """``value`` (its tensors copied when ``copy``, except under the top-level keys in
+    ``keep``), feeding ``hasher`` (when given) every tensor's bytes, then the rest's shape as
+    JSON, in traversal order."""
     skeleton = []
 
     def walk(v, copying):
-        nonlocal total
         if isinstance(v, torch.Tensor):
             t = v.detach()
             if copying:
                 v = t = t.clone()
-            if update is None:
+            if hasher is None:
                 return v
             if t.device.type != 'cpu':
                 t = t.cpu()
             skeleton.append(['T', str(t.dtype), list(t.shape)])
             if t.numel():
                 t = t.resolve_conj().resolve_neg().contiguous().reshape(-1)
-                total = update(t.view(torch.uint8).numpy(), total)
+                hasher.update(t.view(torch.uint8).numpy())
             return v
         if isinstance(v, dict):
             skeleton.append(['D', len(v)])
@@ -191,6 +185,6 @@ def _walk(value, update, start, copy=False, keep=()):
         return v
 
     out = walk(value, copy)
-    if update is not None:
-        total = update(json.dumps(skeleton).encode(), total)
-    return total, out
+    if hasher is not None:
+        hasher.update(json.dumps(skeleton).encode())
+    return out
