@@ -51,6 +51,10 @@ def print_report(results):
             out.append(f"  skipped: {dash['skipped']}")
         else:
             out += _table(dash['rows'])
+            for name, row in dash['rows'].items():
+                if 'hook_ms' in row:
+                    out.append(f"  {name}: {row['hook_ms']:.1f} ms in the dashboard's hooks per "
+                               f"run, {100 * row['hook_share']:.2f} % of the run")
             helper = dash.get('helper_cpu_ms_per_run')
             if helper is not None:
                 out.append(f'  helper process: {helper:.1f} ms CPU per dashboard run '

@@ -46,6 +46,8 @@ def test_tiny_run_writes_tables_json_and_chart(tmp_path):
         _ratio_row(dash['rows']['trialbench+dashboard'])
         _ratio_row(dash['rows']['trialbench+dashboard inline'])
         assert dash['helper_cpu_ms_per_run'] > 0  # the pictures were drawn by the helper
+        for name in ('trialbench+dashboard', 'trialbench+dashboard inline'):
+            assert 0 < dash['rows'][name]['hook_ms'] and 0 < dash['rows'][name]['hook_share'] < 1
         assert set(dash['redraw_ms']) == {'10', '1000'}
         assert all(ms > 0 for ms in dash['redraw_ms'].values())
 
