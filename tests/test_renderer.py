@@ -3,7 +3,10 @@
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -141,3 +144,30 @@ def test_inline_rendering_is_chosen_by_the_environment():
         env={'TRIALBENCH_RENDER': 'inline'})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ['None', '1', '1']
+
+
+def test_the_helper_ends_when_its_process_is_killed():
+    code = ('import sys, time\n'
+            'from trialbench.notebook.renderer import shared_renderer\n'
+            'print(shared_renderer().process.pid, flush=True)\n'
+            'time.sleep(60)\n')
+    parent = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    try:
+        helper = int(parent.stdout.readline())
+        assert os.path.exists(f'/proc/{helper}')
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while _running(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(helper)
+
+
+def _running(pid):
+    """Whether ``pid`` is a live process (a zombie waiting for its parent counts as ended)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
