@@ -63,7 +63,8 @@ class Dashboard(Callback):
         self.text_interval = text_interval
         self.export_dir = export_dir
         self.widgets = build_widgets()
-        self.plotter = Plotter()
+        self._plotter = Plotter()
+        self._unshown = None  # the last scene, not yet applied to the figure kept here
         self.running_values = {}
         self.redraws, self.redraw_cost, self.png = 0, 0.0, b''
         self.note, self.errors, self.last_saved, self.exported = '', [], None, None
@@ -145,6 +146,17 @@ class Dashboard(Callback):
         name = self.trial.name if self.trial is not None else 'no trial'
         return f'trialbench dashboard: {name}: {self._run_state}'
 
+    @property
+    def plotter(self):
+        """The :class:`~trialbench.notebook.plots.Plotter` kept in this process, showing the
+        last picture's data. During a run the helper draws from the scene alone; this figure is
+        brought up to date only when it is read or drawn here, off the training thread's path."""
+        with self._lock:
+            if self._unshown is not None:
+                self._plotter.show(self._unshown)
+                self._unshown = None
+            return self._plotter
+
     def redraw(self):
         """Draw the curves now (on the calling thread); returns the PNG bytes. When nothing
         was recorded since the last picture (history, ledger, running values), that picture
@@ -159,8 +171,8 @@ class Dashboard(Callback):
             return png
 
     def _scene(self):
-        """Bring the plotter up to date with the trial (the lock is held); returns the scene
-        to draw, or None when nothing was recorded since the last picture."""
+        """The scene to draw from the trial's data (the lock is held; the figure kept here
+        takes it when next read), or None when nothing was recorded since the last picture."""
         trial = self.trial
         history = list(trial.history) if trial is not None else []
         ledger = [dict(s) for s in trial.ledger] if trial is not None else []
@@ -170,8 +182,7 @@ class Dashboard(Callback):
         if self.png and key == self._drawn_key:
             return None
         self._drawn_key = key
-        scene = self.plotter.scene(history, ledger, self.running_values, title)
-        self.plotter.show(scene)
+        scene = self._unshown = self._plotter.scene(history, ledger, self.running_values, title)
         return scene
 
     def _shown(self, seq, png, cost):

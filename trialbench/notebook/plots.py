@@ -139,6 +139,7 @@ class Plotter:
         self._converted = {}
         self._limits = None
         self._background = None
+        self._last_scene = None  # (layout, limits) of the last scene: limits grow from it
         self.full_draws = 0
 
     def update(self, history, ledger=(), running=None, title=''):
@@ -164,13 +165,15 @@ class Plotter:
                 lines[(name, 'val')] = self._points((name, 'val'), *columns[f'val_{name}'])
             if len(xs):
                 right = max(right, xs[-1])
-        previous = self._limits if layout == self._layout else None
+        last = self._last_scene
+        previous = last[1] if last and last[0] == layout else None
         limits = [(0, right + 0.02 * right)]
         for i, (name, _) in enumerate(layout):
             ys = [y for (panel, _), (_, y) in lines.items() if panel == name]
             limits.append(_ylim(ys, previous[1 + i] if previous else None))
         markers = tuple((segment.get('start_epoch', 1) - 1, segment_label(number, segment))
                         for number, segment in enumerate(ledger, 1))
+        self._last_scene = (layout, tuple(limits))
         return {'layout': layout, 'lines': lines, 'limits': tuple(limits), 'markers': markers,
                 'title': title}
 
@@ -211,7 +214,7 @@ class Plotter:
         """Drop every artist; the plotter is unusable afterwards."""
         self.figure.clear()
         self.axes, self.lines, self.markers, self._converted = {}, {}, [], {}
-        self._layout = self._limits = self._background = None
+        self._layout = self._limits = self._background = self._last_scene = None
 
     def drawn(self, name, series='train'):
         """The ``(x, y)`` arrays currently drawn for ``series`` of panel ``name``."""
