@@ -45,6 +45,14 @@ def cell(sh, code):
     return result
 
 
+def test_a_trial_as_a_cell_value_shows_its_text_outside_a_notebook(shell, capsys):
+    cell(shell, 't = make_trial()')
+    capsys.readouterr()
+    cell(shell, 't')
+    out = capsys.readouterr().out
+    assert out.endswith(repr(shell.user_ns['t']) + '\n') and out.count('<Trial') == 1
+
+
 # ---------------------------------------------------------------------------- verbs
 def test_run_wait_status_history_ledger(shell, capsys):
     cell(shell, 't = make_trial()')

@@ -71,8 +71,15 @@ def check_saved_dashboard(nb, data, status):
 def test_train_save_then_load_show_and_continue_in_a_new_kernel(tmp_path):
     first = execute(tmp_path / 'first.ipynb',
                     'trial.start(3)',
-                    'trial.wait()\ntrial.save("run.pt")')
+                    'trial.wait()\ntrial.save("run.pt")',
+                    'trial')
     data = dashboard_output(first.cells[1])
+    # start() returns the trial, which shows as nothing more than its live dashboard there;
+    # in a cell of its own the trial shows as its text
+    assert [o.output_type for o in first.cells[1].outputs] == ['display_data']
+    [value] = first.cells[3].outputs
+    assert value.data['text/plain'].startswith(
+        "<Trial 'BasicModel': model=BasicModel, optimizer=SGD(lr=0.001), epochs done=3, loss=")
     assert data['text/plain'] == ('trialbench dashboard: BasicModel: completed after 3 of 3 '
                                   'epochs')
     check_saved_dashboard(first, data, 'completed after 3 of 3 epochs')

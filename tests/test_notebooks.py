@@ -128,6 +128,8 @@ def test_quickstart_runs_headless_with_the_demo_script(tmp_path, kernel_env):
     # the background run drew a dashboard with its buttons, kept in the saved widget state
     start = cell_with(nb, 'trial.start(epochs=20)')
     assert dashboards(start) and dashboards(start)[0]['data']['image/png']
+    # and nothing else: no stale text of the trial printed under the live dashboard
+    assert [o['output_type'] for o in start.outputs] == ['display_data']
     state = nb.metadata['widgets'][WIDGET_STATE]['state']
     classes = {cls for m in state.values() for cls in m['state'].get('_dom_classes', ())}
     assert {'tb-save', 'tb-resume', 'tb-export', 'tb-stop', 'tb-status', 'tb-plot'} <= classes

@@ -3,7 +3,7 @@
 from .env import in_notebook
 from .history import format_ledger, format_record
 
-__all__ = ['display_callbacks', 'show']
+__all__ = ['display_callbacks', 'show', 'display_value']
 
 
 def display_callbacks(trial, verbose):
@@ -31,3 +31,15 @@ def show(trial):
         lines.append(format_ledger(trial.ledger))
     print('\n'.join(lines))
     return None
+
+
+def display_value(trial):
+    """IPython's display of ``trial`` as a cell's value: its text, except in a notebook cell
+    whose output already holds its live dashboard (a snapshot of the text under it would go
+    stale while the run goes on)."""
+    if in_notebook():
+        from .notebook.dashboard import shown_in_this_cell
+        if shown_in_this_cell(trial):
+            return
+    from IPython.display import display
+    display({'text/plain': repr(trial)}, raw=True)

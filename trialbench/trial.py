@@ -465,6 +465,10 @@ class Trial(Loops):
                 f'{status}epochs done={len(self.history)}' + (f', {metrics}' if metrics else '')
                 + '>')
 
+    def _ipython_display_(self):
+        from .display import display_value
+        display_value(self)
+
     def show(self):
         """Show the dashboard (in a notebook) or a text summary of the history and ledger."""
         from .display import show

@@ -23,7 +23,7 @@ from .plots import Plotter
 from .renderer import shared_renderer
 from .widgets import build_widgets
 
-__all__ = ['Dashboard', 'dashboard_for', 'format_seconds', 'WIDGET_VIEW_MIME', 'RENDER_TIMEOUT']
+__all__ = ['Dashboard', 'dashboard_for', 'shown_in_this_cell', 'format_seconds', 'WIDGET_VIEW_MIME', 'RENDER_TIMEOUT']
 
 WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json'
 
@@ -432,3 +432,10 @@ def dashboard_for(trial):
         dash.cell = cell
         _DASHBOARDS[trial] = dash
     return dash
+
+
+def shown_in_this_cell(trial):
+    """Whether a dashboard of ``trial`` is already in the current cell's output."""
+    dash = _DASHBOARDS.get(trial)
+    cell = current_cell()
+    return dash is not None and cell is not None and cell in dash._shown_in
