@@ -171,3 +171,21 @@ def _running(pid):
             return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
     except FileNotFoundError:
         return False
+
+
+def test_the_helper_finds_its_module_with_safe_path_and_a_shadowing_plots_module(tmp_path):
+    # PYTHONSAFEPATH keeps a script's folder off sys.path; a plots.py in the working folder
+    # must not be what the helper imports either
+    (tmp_path / 'plots.py').write_text('raise ImportError("the wrong plots module")\n')
+    done = run_python(
+        'from conftest import guide_data, guide_trial\n'
+        'from trialbench.notebook.dashboard import Dashboard\n'
+        'dash = Dashboard(first_draw=0.0)\n'
+        'trial = guide_trial(callbacks=[dash]).with_train_generator(guide_data(n=20))\n'
+        'dash.attach(trial)\n'
+        'trial.run(1)\n'
+        'print(dash.render_error, dash.plotter.full_draws, dash.redraws >= 1)\n',
+        cwd=tmp_path, env={'PYTHONSAFEPATH': '1', 'PYTHONPATH': str(tmp_path) + os.pathsep
+                           + os.path.join(os.path.dirname(__file__))})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ['None', '0', 'True'], done.stdout + done.stderr

@@ -177,11 +177,24 @@ def shared_renderer():
 
 
 # ---------------------------------------------------------------------- the helper's side
+def _load_plots():
+    """plots.py beside this file, loaded by its path: not trialbench (no torch), and not a
+    ``plots`` module elsewhere on ``sys.path`` (nor missing under ``PYTHONSAFEPATH``)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'plots.py')
+    spec = importlib.util.spec_from_file_location('_trialbench_plots', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main():
     """Run as the helper: read scenes from standard input, write PNGs to standard output."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the answers
-    from plots import Plotter  # this file's folder is sys.path[0]: plots alone, no torch
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != here]  # no stray imports
+    Plotter = _load_plots().Plotter
 
     warm = Plotter()  # load fonts and fill caches before the first real picture
     warm.update([{'epoch': 1, 'loss': 1.0}], title='warm-up')
