@@ -177,11 +177,11 @@ def shared_renderer():
 
 
 # ---------------------------------------------------------------------- the helper's side
-def _load_plots():
-    """plots.py beside this file, loaded by its path: not trialbench (no torch), and not a
-    ``plots`` module elsewhere on ``sys.path`` (nor missing under ``PYTHONSAFEPATH``)."""
+def _load_plots(here):
+    """plots.py in the folder ``here``, loaded by its path: not trialbench (no torch), and not
+    a ``plots`` module elsewhere on ``sys.path`` (nor missing under ``PYTHONSAFEPATH``)."""
     import importlib.util
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'plots.py')
+    path = os.path.join(here, 'plots.py')
     spec = importlib.util.spec_from_file_location('_trialbench_plots', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -194,7 +194,7 @@ def main():
     sys.stdout = sys.stderr  # stray prints must not corrupt the answers
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != here]  # no stray imports
-    Plotter = _load_plots().Plotter
+    Plotter = _load_plots(here).Plotter
 
     warm = Plotter()  # load fonts and fill caches before the first real picture
     warm.update([{'epoch': 1, 'loss': 1.0}], title='warm-up')
