@@ -23,7 +23,8 @@ from .plots import Plotter
 from .renderer import shared_renderer
 from .widgets import build_widgets
 
-__all__ = ['Dashboard', 'dashboard_for', 'shown_in_this_cell', 'format_seconds', 'WIDGET_VIEW_MIME', 'RENDER_TIMEOUT']
+__all__ = ['Dashboard', 'dashboard_for', 'shown_in_this_cell', 'format_seconds',
+           'WIDGET_VIEW_MIME', 'RENDER_TIMEOUT']
 
 WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json'
 
@@ -182,8 +183,8 @@ class Dashboard(Callback):
         if self.png and key == self._drawn_key:
             return None
         self._drawn_key = key
-        scene = self._unshown = self._plotter.scene(history, ledger, self.running_values, title)
-        return scene
+        self._unshown = self._plotter.scene(history, ledger, self.running_values, title)
+        return self._unshown
 
     def _shown(self, seq, png, cost):
         """Picture ``seq`` is ready (the lock is held): show it unless a newer one is."""
